@@ -1,0 +1,601 @@
+"""LetItCode leaderboard: a Gradio app over one or more LetItCode result datasets.
+
+    python leaderboard/app.py --results runs/study [--results ORG/DATASET ...] --host 127.0.0.1 --port 7860
+
+A source is a run's output folder (it holds `dataset/`), a result-dataset folder (`data/<config>/...`,
+several configs) or a Hub dataset id (`ORG/NAME` or `ORG/NAME@REVISION`). With no `--results`, the sources
+come from the `LEADERBOARD_RESULTS` environment variable (comma- or space-separated), which is how a Hub
+Space configures it: this file runs unchanged as a Space's `app.py`.
+
+The app stays thin. It finds each source's dataset folder (downloading Hub ids) and reads the summary rows
+with `letitcode.results_dataset.load_summaries` when `letitcode` is importable (a checkout, or a Space whose
+requirements install the package); a Space with only `leaderboard/requirements.txt` reads the same
+`data/<config>/summary.parquet` files with pandas. Everything else here is presentation.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+try:  # the project's one-line user errors when the package is there; a local twin on a bare Space
+    from letitcode.errors import UserError
+except ImportError:  # pragma: no cover - exercised on a Space without the package
+
+    class UserError(Exception):  # type: ignore[no-redef]
+        """Bad input from the user: the message says what is wrong and what to pass instead."""
+
+
+ENV_VAR = "LEADERBOARD_RESULTS"
+HUB = "https://huggingface.co"
+DIFFICULTIES = ("Easy", "Medium", "Hard")
+# Hub repo ids: "name" alone is ambiguous with a relative folder, so a source must be ORG/NAME[@REV].
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+N_BOOTSTRAP = 2000  # as letitcode.stats.N_BOOT: per-difficulty CIs resample problems like the summary's CI
+
+
+@dataclass(frozen=True)
+class Source:
+    """One `--results` value, located: `root` is a dataset folder, or an older run folder without one."""
+
+    spec: str
+    root: Path
+    hub_repo: str | None = None
+    revision: str | None = None
+
+    def config_folder(self, config: str) -> Path | None:
+        folder = self.root / "data" / config
+        return folder if folder.is_dir() else None
+
+    def manifest_file(self, config: str) -> Path:
+        folder = self.config_folder(config)
+        return (folder or self.root) / "manifest.json"
+
+    def manifest_url(self, config: str) -> str:
+        if self.hub_repo:
+            rev = self.revision or "main"
+            return f"{HUB}/datasets/{self.hub_repo}/blob/{rev}/data/{config}/manifest.json"
+        # Gradio's file route serves it (the file is in launch(allowed_paths=...)); relative, so it also
+        # works behind a Space's path prefix.
+        return f"gradio_api/file={self.manifest_file(config).resolve()}"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _download(spec: str) -> tuple[Path, str, str | None]:
+    repo, _, revision = spec.partition("@")
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(
+            repo,
+            repo_type="dataset",
+            revision=revision or None,
+            # summaries, manifests (for the viewer) and per-sample pass/fail (for per-difficulty CIs)
+            allow_patterns=[
+                "README.md",
+                "data/*/summary.parquet",
+                "data/*/manifest.json",
+                "data/*/samples.parquet",
+            ],
+        )
+    except Exception as e:  # offline, unknown, gated: all end the same way for the user
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        first = str(e).splitlines()[0][:160] if str(e) else ""
+        raise UserError(
+            f"cannot download result dataset {spec!r} from the Hub"
+            f"{' (HF_HUB_OFFLINE=1 is set)' if offline else ''}: {type(e).__name__}: {first}. "
+            "Pass a local result-dataset folder or run folder with --results instead"
+        ) from None
+    return Path(local), repo, revision or None
+
+
+def locate(spec: str) -> Source:
+    """Where one `--results` value's data is. A local path wins over a Hub id of the same spelling."""
+    path = Path(spec).expanduser()
+    hub_repo = revision = None
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(
+                f"--results {spec!r} is a file; pass a run folder, a result-dataset folder or a Hub id"
+            )
+    elif _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
+        path, hub_repo, revision = _download(spec)
+    else:
+        raise UserError(
+            f"--results {spec!r} does not exist (expected a local folder or a Hub dataset id ORG/NAME)"
+        )
+    for root in (path, path / "dataset"):
+        if any(root.glob("data/*/summary.parquet")):
+            return Source(spec, root, hub_repo, revision)
+    if (path / "results.json").is_file() and _library_reader() is not None:
+        return Source(spec, path)  # a run from before result datasets: the library summarises its files
+    raise UserError(
+        f"--results {spec!r} holds no result dataset: expected data/<config>/summary.parquet "
+        "(a result-dataset folder) or dataset/data/<config>/summary.parquet (a run folder)"
+    )
+
+
+def _library_reader() -> Callable[[list[str]], pd.DataFrame] | None:
+    try:
+        from letitcode.results_dataset import load_summaries
+    except ImportError:
+        return None
+    return load_summaries
+
+
+def read_summaries(src: Source) -> pd.DataFrame:
+    """The summary rows of one located source, one per config."""
+    library = _library_reader()
+    if library is not None:
+        return library([str(src.root)])
+    # Without the package: the same files, read with pandas (the Space's lean install)
+    frames = []
+    for f in sorted(src.root.glob("data/*/summary.parquet")):
+        try:
+            frames.append(pd.read_parquet(f))
+        except Exception as e:
+            raise UserError(
+                f"{src.spec}: cannot read {f.parent.name}/summary.parquet ({type(e).__name__}: {e})"
+            ) from None
+    return pd.concat(frames, ignore_index=True)
+
+
+def _bootstrap_ci(per_problem: Sequence[float]) -> tuple[float, float]:
+    """95% CI of the mean over problems: the project's `letitcode.stats.bootstrap_ci`, or the same
+    percentile bootstrap (same resamples and seed, so the same numbers) on a Space without the package."""
+    import numpy as np
+
+    try:
+        from letitcode.stats import bootstrap_ci
+    except ImportError:
+        x = np.asarray(per_problem, dtype=float)
+        rng = np.random.default_rng(0)
+        means = x[rng.integers(0, x.size, size=(N_BOOTSTRAP, x.size))].mean(axis=1)
+        lo, hi = np.quantile(means, [0.025, 0.975])
+        return float(lo), float(hi)
+    return bootstrap_ci(per_problem)
+
+
+def _difficulty_cis(src: Source, config: str) -> dict[str, float]:
+    """`<Level>_ci_low/high` (pass@1 by difficulty), which summary rows do not carry: bootstrapped from
+    the config's samples, or read from an older run folder's results.json."""
+    out: dict[str, float] = {}
+    folder = src.config_folder(config)
+    if folder is None:
+        cis = (_json_file(src.root / "results.json").get("ci") or {}).get("by_difficulty") or {}
+        for level in DIFFICULTIES:
+            ci = (cis.get(level) or {}).get("pass@1")
+            if ci:
+                out[f"{level}_ci_low"], out[f"{level}_ci_high"] = ci
+        return out
+    if not (folder / "samples.parquet").exists():
+        return out
+    try:
+        s = pd.read_parquet(folder / "samples.parquet", columns=["task_id", "passed", "difficulty"])
+    except Exception as e:
+        raise UserError(
+            f"{src.spec}: cannot read {config}/samples.parquet ({type(e).__name__}: {e})"
+        ) from None
+    for level, sub in s.groupby("difficulty"):
+        if level in DIFFICULTIES:
+            per_problem = sub.groupby("task_id")["passed"].mean()  # c/n: the unbiased pass@1 of a problem
+            out[f"{level}_ci_low"], out[f"{level}_ci_high"] = _bootstrap_ci(per_problem.to_numpy())
+    return out
+
+
+def _json_file(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+
+
+def load_leaderboard(sources: Sequence[str]) -> pd.DataFrame:
+    """Every summary row of every source (one per run), plus `source`, `key` (unique run name),
+    `manifest_url`, `manifest_file` (local sources) and per-difficulty CI columns."""
+    if not sources:
+        raise UserError(
+            f"no result datasets given: pass --results DIR_OR_HUB_ID (repeatable) or set {ENV_VAR}"
+        )
+    frames = []
+    for spec in sources:
+        src = locate(spec)
+        rows = read_summaries(src).reset_index(drop=True)
+        if rows.empty:
+            raise UserError(f"--results {spec!r}: no summary rows in {src.root}")
+        rows["source"] = spec
+        rows["manifest_url"] = [src.manifest_url(c) for c in rows["config"]]
+        rows["manifest_file"] = [
+            "" if src.hub_repo else str(src.manifest_file(c).resolve()) for c in rows["config"]
+        ]
+        for i, config in enumerate(rows["config"]):
+            for col, val in _difficulty_cis(src, config).items():
+                if col not in rows.columns:
+                    rows[col] = math.nan
+                if pd.isna(rows.at[i, col]):  # a summary that carries its own CI keeps it
+                    rows.at[i, col] = val
+        frames.append(rows)
+    df = pd.concat(frames, ignore_index=True)
+    dup = df["config"].duplicated(keep=False)
+    df["key"] = df["config"].where(~dup, df["config"] + " [" + df["source"] + "]")
+    return df
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """A JSON-string column (pass@k, status_counts, error_taxonomy, manifest) as a dict; {} when absent."""
+    if isinstance(value, dict):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return {}
+    try:
+        parsed = json.loads(value)
+    except (TypeError, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _num(value: Any, digits: int = 3) -> float | None:
+    """Rounded for display; None (an empty cell, never 0) when the metric is absent."""
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else round(f, digits)
+
+
+def _float(value: Any) -> float:
+    n = _num(value, 6)
+    return math.nan if n is None else n
+
+
+def _ci(low: Any, high: Any) -> str:
+    lo, hi = _num(low), _num(high)
+    return "" if lo is None or hi is None else f"{lo:.3f} – {hi:.3f}"
+
+
+def _get(row: pd.Series, col: str) -> Any:
+    return row[col] if col in row.index else None
+
+
+def _model_cell(row: pd.Series) -> str:
+    repo = _get(row, "model_repo")
+    name = str(_get(row, "model") or repo or "?")
+    if isinstance(repo, str) and repo:
+        return f"[{name}]({HUB}/{repo})"
+    return name
+
+
+def _label(row: pd.Series) -> str:
+    return f"{row.get('model')} · {row.get('approach')} · {row.get('benchmark')}"
+
+
+def filter_rows(
+    df: pd.DataFrame,
+    approaches: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+    benchmarks: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Rows whose approach, model and benchmark are among those chosen; None (or empty models) = all."""
+    mask = pd.Series(True, index=df.index)
+    if approaches is not None:
+        mask &= df["approach"].isin(list(approaches))
+    if models:  # an empty model selection means every model (the dropdown starts empty)
+        mask &= df["model"].isin(list(models))
+    if benchmarks is not None:
+        mask &= df["benchmark"].isin(list(benchmarks))
+    return df[mask]
+
+
+def overall_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, best pass@1 first, with its CI, pass@k, reference metrics, cost and links."""
+    ks = sorted(
+        {k for v in df.get("pass@k", []) for k in _json(v) if k != "pass@1"}, key=lambda k: int(k[5:])
+    )
+    rows = []
+    for _, r in df.iterrows():
+        passk = _json(_get(r, "pass@k"))
+        rows.append(
+            {
+                "model": _model_cell(r),
+                "approach": r.get("approach"),
+                "benchmark": r.get("benchmark"),
+                "split": _get(r, "split"),
+                "problems": _get(r, "n_problems"),
+                "samples": _get(r, "n_samples"),
+                "pass@1": _num(r.get("pass@1")),
+                "pass@1 95% CI": _ci(_get(r, "pass@1_ci_low"), _get(r, "pass@1_ci_high")),
+                **{k: _num(passk.get(k)) for k in ks},
+                "tests passed": _num(_get(r, "test_pass_rate")),
+                "BLEU": _num(_get(r, "bleu"), 2),
+                "CodeBLEU": _num(_get(r, "codebleu")),
+                "latency p50 s": _num(_get(r, "latency_p50_s"), 2),
+                "latency p95 s": _num(_get(r, "latency_p95_s"), 2),
+                "tokens/solved": _num(_get(r, "tokens_per_solved"), 0),
+                "manifest": f"[manifest]({r['manifest_url']})",
+                # config name (plus the source where two sources share it): the manifest viewer's key
+                "run": r["key"],
+            }
+        )
+    out = pd.DataFrame(rows, columns=None if rows else ["model", "approach", "benchmark", "pass@1"])
+    return out.sort_values("pass@1", ascending=False, na_position="last", kind="stable").reset_index(
+        drop=True
+    )
+
+
+def difficulty_table(df: pd.DataFrame) -> pd.DataFrame:
+    """pass@1 on Easy/Medium/Hard with CIs (empty where a run has no problem of that level)."""
+    rows = []
+    for _, r in df.iterrows():
+        row = {"model": _model_cell(r), "approach": r.get("approach"), "benchmark": r.get("benchmark")}
+        for level in DIFFICULTIES:
+            row[level] = _num(_get(r, level))
+            row[f"{level} 95% CI"] = _ci(_get(r, f"{level}_ci_low"), _get(r, f"{level}_ci_high"))
+        row["overall"] = _num(r.get("pass@1"))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else ["model", "approach", "benchmark", *DIFFICULTIES])
+
+
+def benchmark_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, approach), pass@1 and its CI per benchmark side by side."""
+    benchmarks = sorted(df["benchmark"].dropna().unique()) if len(df) else []
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for _, r in df.iterrows():
+        row = rows.setdefault((str(r.get("model")), str(r.get("approach"))), {"approach": r.get("approach")})
+        if "](" not in row.get("model", ""):  # a run that names the model's repo supplies the link
+            row["model"] = _model_cell(r)
+        row[f"{r['benchmark']} pass@1"] = _num(r.get("pass@1"))
+        row[f"{r['benchmark']} 95% CI"] = _ci(_get(r, "pass@1_ci_low"), _get(r, "pass@1_ci_high"))
+    cols = ["model", "approach", *[f"{b} {c}" for b in benchmarks for c in ("pass@1", "95% CI")]]
+    return pd.DataFrame(list(rows.values()), columns=cols)
+
+
+def _taxonomy_counts(row: pd.Series) -> dict[str, float]:
+    """Failure category -> sample count (`runtime_error:TypeError`, `wrong_answer`, ...).
+
+    `error_taxonomy` is `letitcode.taxonomy.taxonomy()`'s dict (its `counts`) or a bare counts dict;
+    without it, the failure statuses of `status_counts` stand in.
+    """
+    tax = _json(_get(row, "error_taxonomy"))
+    counts = tax.get("counts", tax) if tax else {}
+    if not counts:
+        counts = {k: v for k, v in _json(_get(row, "status_counts")).items() if k != "passed"}
+    return {
+        str(k): float(v) for k, v in counts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def taxonomy_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Failures by category per run, as counts, plus the run's sample count to read them against."""
+    counts = [_taxonomy_counts(r) for _, r in df.iterrows()]
+    categories = sorted({c for cs in counts for c in cs})
+    rows = []
+    for (_, r), cs in zip(df.iterrows(), counts, strict=True):
+        row = {"model": _model_cell(r), "approach": r.get("approach"), "benchmark": r.get("benchmark")}
+        row["samples"] = _get(r, "n_samples")
+        row["failed"] = int(sum(cs.values()))
+        row.update({c: int(cs.get(c, 0)) for c in categories})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["model", "approach", "benchmark", "samples", "failed", *categories])
+
+
+def _datatypes(table: pd.DataFrame) -> list[str]:
+    """Gradio column types: links render as Markdown, numbers sort numerically."""
+    types = []
+    for col in table.columns:
+        if col in ("model", "manifest"):
+            types.append("markdown")
+        elif pd.api.types.is_numeric_dtype(table[col]) or col in ("pass@1", "problems", "samples"):
+            types.append("number")
+        else:
+            types.append("str")
+    return types
+
+
+# ---------------------------------------------------------------- plots
+
+
+def plot_difficulty(df: pd.DataFrame) -> Any:
+    """pass@1 by difficulty, one bar per run, with the bootstrap CI as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(10, 4 + 0.3 * math.ceil(len(df) / 2)))  # room for the legend below
+    n = max(len(df), 1)
+    width = 0.8 / n
+    x = np.arange(len(DIFFICULTIES))
+    for i, (_, r) in enumerate(df.iterrows()):
+        vals, lo, hi = (
+            np.array([_float(_get(r, f"{lvl}{suffix}")) for lvl in DIFFICULTIES])
+            for suffix in ("", "_ci_low", "_ci_high")
+        )
+        err = np.nan_to_num(np.vstack([np.clip(vals - lo, 0, None), np.clip(hi - vals, 0, None)]))
+        ax.bar(
+            x + (i - (n - 1) / 2) * width,
+            np.nan_to_num(vals),  # a level the run has no problems of draws no bar
+            width,
+            yerr=err,
+            capsize=3,
+            ecolor="0.3",
+            label=_label(r),
+        )
+    ax.set_xticks(x, DIFFICULTIES)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("pass@1 (95% CI)")
+    ax.set_title("pass@1 by difficulty")
+    if len(df):  # below the axes: run labels are long, and the bars need the width
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_taxonomy(df: pd.DataFrame) -> Any:
+    """Failure categories as a share of each run's samples, stacked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = taxonomy_table(df)
+    categories = list(table.columns[5:])
+    fig, ax = plt.subplots(figsize=(10, max(3.0, 1.5 + 0.45 * len(table))))
+    labels = [_label(r) for _, r in df.iterrows()]
+    bottom = [0.0] * len(table)
+    for cat in categories:
+        share = [c / s if s else 0.0 for c, s in zip(table[cat], table["samples"].fillna(0), strict=True)]
+        ax.barh(
+            labels, share, left=bottom, label=cat, color=plt.get_cmap("tab20")(categories.index(cat) % 20)
+        )
+        bottom = [b + v for b, v in zip(bottom, share, strict=True)]
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of samples")
+    ax.set_title("error taxonomy")
+    if categories:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+# ---------------------------------------------------------------- app
+
+
+def _manifest(df: pd.DataFrame, key: str | None) -> dict[str, Any]:
+    hit = df[df["key"] == key]
+    return _json(hit.iloc[0].get("manifest")) if len(hit) else {}
+
+
+def build_app(df: pd.DataFrame, sources: Sequence[str]) -> Any:
+    """The Blocks app: filters on top; overall, difficulty, benchmark and taxonomy tabs; a manifest viewer."""
+    import gradio as gr  # here, not at the top: a bad --results fails fast, before this slow import
+
+    approaches = sorted(df["approach"].dropna().unique())
+    models = sorted(df["model"].dropna().unique())
+    benchmarks = sorted(df["benchmark"].dropna().unique())
+
+    def views(a: list[str], m: list[str], b: list[str]) -> tuple[Any, ...]:
+        sub = filter_rows(df, a, m, b)
+        return (
+            overall_table(sub),
+            difficulty_table(sub),
+            plot_difficulty(sub),
+            benchmark_table(sub),
+            taxonomy_table(sub),
+            plot_taxonomy(sub),
+        )
+
+    def refresh(a: list[str], m: list[str], b: list[str]) -> tuple[Any, ...]:
+        # columns can change with the filter (pass@k, benchmarks, error categories): send their types along
+        return tuple(
+            gr.Dataframe(value=v, datatype=_datatypes(v)) if isinstance(v, pd.DataFrame) else v
+            for v in views(a, m, b)
+        )
+
+    def frame(table: pd.DataFrame, elem_id: str, label: str) -> Any:
+        return gr.Dataframe(
+            table, datatype=_datatypes(table), interactive=False, elem_id=elem_id, label=label
+        )
+
+    first = views(approaches, [], benchmarks)
+    with gr.Blocks(title="LetItCode leaderboard", analytics_enabled=False) as demo:
+        gr.Markdown(
+            "# LetItCode leaderboard\n"
+            "Execution-based pass@1 of code LLMs on LeetCode-style benchmarks, with 95% bootstrap CIs over "
+            "problems. Sort a table from a column's ⋮ menu; click a row of the overall table to see its manifest. "
+            f"Sources: {', '.join(f'`{s}`' for s in sources)}"
+        )
+        with gr.Row():
+            f_approach = gr.CheckboxGroup(
+                approaches, value=approaches, label="Approach", elem_id="filter-approach"
+            )
+            f_model = gr.Dropdown(
+                models, value=[], multiselect=True, label="Model (empty = all)", elem_id="filter-model"
+            )
+            f_bench = gr.CheckboxGroup(
+                benchmarks, value=benchmarks, label="Benchmark", elem_id="filter-benchmark"
+            )
+        with gr.Tabs():
+            with gr.Tab("Overall"):
+                t_overall = frame(first[0], "overall", "Overall")
+                run = gr.Dropdown(
+                    list(df["key"]), value=None, label="Manifest of run", elem_id="manifest-run"
+                )
+                manifest = gr.JSON(label="Manifest", open=True, elem_id="manifest")
+            with gr.Tab("By difficulty"):
+                t_diff = frame(first[1], "by-difficulty", "pass@1 by difficulty")
+                p_diff = gr.Plot(first[2], label="pass@1 by difficulty")
+            with gr.Tab("By benchmark"):
+                t_bench = frame(first[3], "by-benchmark", "pass@1 by benchmark")
+            with gr.Tab("Error taxonomy"):
+                t_tax = frame(first[4], "taxonomy", "Failures by category (sample counts)")
+                p_tax = gr.Plot(first[5], label="Error taxonomy")
+
+        outputs = [t_overall, t_diff, p_diff, t_bench, t_tax, p_tax]
+        for f in (f_approach, f_model, f_bench):
+            f.change(refresh, [f_approach, f_model, f_bench], outputs)
+
+        def pick(evt: gr.SelectData) -> str | None:
+            # row_value is the row as displayed (after any sort); its last cell is the run key
+            key = (evt.row_value or [None])[-1]
+            return key if key in set(df["key"]) else None
+
+        t_overall.select(pick, None, run)
+        run.change(lambda k: _manifest(df, k), run, manifest)
+    return demo
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--results",
+        action="append",
+        metavar="DIR_OR_HUB_ID",
+        help=f"run folder, result-dataset folder or Hub dataset id ORG/NAME[@REV]; repeatable (default: ${ENV_VAR})",
+    )
+    # None leaves Gradio's own defaults (and GRADIO_SERVER_NAME/PORT, which a Space sets) in charge
+    p.add_argument("--host", default=None, help="interface to bind (default: Gradio's, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860)")
+    args = p.parse_args(argv)
+    if not args.results:
+        args.results = [s for s in re.split(r"[,\s]+", os.environ.get(ENV_VAR, "")) if s]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    df = load_leaderboard(args.results)
+    demo = build_app(df, args.results)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        allowed_paths=[f for f in df["manifest_file"] if f],  # local manifests only, for their links
+        footer_links=["gradio"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
