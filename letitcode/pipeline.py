@@ -317,6 +317,10 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
 
     rendered = {p.task_id: prompts.render(p, cfg.strategy, style, exemplars.get(p.task_id, ())) for p in problems}
     model_key = getattr(backend, "cache_key", None) or backend.resolved.cache_key
+    # Decoding settings (but not n: more samples extend a run) are part of the key, so changing
+    # --temperature or --max-new-tokens never silently reuses old generations.
+    decoding_key = json.dumps({k: v for k, v in params.to_dict().items() if k != "n"}, sort_keys=True)
+    model_key = f"{model_key}|{hashlib.sha256(decoding_key.encode()).hexdigest()[:12]}"
     stops = ()
     if style == "completion":
         from letitcode.extract import COMPLETION_STOPS

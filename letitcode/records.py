@@ -48,7 +48,14 @@ class GenerationCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._entries: dict[str, dict[str, Any]] = {}
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
+            raw = self.path.read_bytes()
+            if raw and not raw.endswith(b"\n"):
+                # A kill mid-write left a torn last line: cut it, or the next append would be glued onto it.
+                cut = raw.rfind(b"\n") + 1
+                with open(self.path, "r+b") as f:
+                    f.truncate(cut)
+                raw = raw[:cut]
+            for line in raw.decode().splitlines():
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:

@@ -1,0 +1,447 @@
+"""Tables (Markdown) and plots (PNG) from finished runs: the seed study's result tables and more.
+
+- per run: model | approach | benchmark | BLEU | CodeBLEU | tests passed | pass@1 [95% CI]
+- pass@1 by difficulty, one column per run (approach), with CIs
+- error taxonomy by approach and by difficulty, with one qualitative example per category
+- code quality for passing and failing solutions
+- paired comparisons of runs on the same problems (difference, CI, p-value, verdict)
+- latency and cost
+Plots: pass@1 by difficulty per approach with CI error bars; the error taxonomy as stacked bars.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from letitcode.errors import UserError
+from letitcode.problems import DIFFICULTIES
+
+LEVELS = (*DIFFICULTIES, "All")
+
+
+@dataclass
+class Run:
+    path: Path
+    label: str
+    results: dict[str, Any]
+    manifest: dict[str, Any]
+    records: list[dict[str, Any]] = field(repr=False)
+    model: str = ""
+    approach: str = ""
+    benchmark: str = ""
+
+
+def load_runs(run_dirs: Sequence[str | Path], labels: Sequence[str] | None = None) -> list[Run]:
+    """Read run directories (samples.jsonl, results.json, manifest.json). Labels default to the approach,
+    made unique with the model and benchmark where several runs share it."""
+    from letitcode.records import read_jsonl
+    from letitcode.results_dataset import approach_of, model_identity
+
+    if not run_dirs:
+        raise UserError("no run directories given")
+    if labels and len(labels) != len(run_dirs):
+        raise UserError(f"{len(labels)} labels for {len(run_dirs)} runs")
+    runs = []
+    for d in run_dirs:
+        d = Path(d)
+        for name in ("samples.jsonl", "results.json", "manifest.json"):
+            if not (d / name).exists():
+                raise UserError(f"{d} is not a run directory: {name} is missing")
+        manifest = json.loads((d / "manifest.json").read_text())
+        results = json.loads((d / "results.json").read_text())
+        records = [r for _, r in read_jsonl(d / "samples.jsonl", what="samples file")]
+        model, _ = model_identity(manifest)
+        bench = str((manifest.get("benchmark") or {}).get("name") or results.get("benchmark"))
+        runs.append(Run(d, "", results, manifest, records, model, approach_of(manifest), bench))
+    if labels:
+        for r, lab in zip(runs, labels, strict=True):
+            r.label = lab
+    else:
+        _auto_labels(runs)
+    return runs
+
+
+def _auto_labels(runs: list[Run]) -> None:
+    keys = [
+        lambda r: r.approach,
+        lambda r: f"{r.model} / {r.approach}",
+        lambda r: f"{r.model} / {r.approach} / {r.benchmark}",
+    ]
+    for key in keys:
+        names = [key(r) for r in runs]
+        if len(set(names)) == len(names):
+            break
+    else:
+        names = [f"{n} #{i + 1}" for i, n in enumerate(names)]
+    for r, n in zip(runs, names, strict=True):
+        r.label = n
+
+
+# hand-written: a Markdown table is a few lines, and tabulate is only a transitive dependency here
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
+    align = align or "l" + "r" * (len(headers) - 1)
+    sep = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.3f}"
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def _f(x: Any, fmt: str = "{:.3f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def _ci(pair: Sequence[float] | None) -> str:
+    return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else ""
+
+
+def _level(run: Run, level: str) -> tuple[float | None, list[float] | None, int | None]:
+    """(pass@1, CI, n_problems) of a run at a difficulty level, or overall for "All"."""
+    if level == "All":
+        return (
+            run.results.get("pass@1"),
+            (run.results.get("ci") or {}).get("pass@1"),
+            run.results.get("n_problems"),
+        )
+    row = (run.results.get("by_difficulty") or {}).get(level)
+    if not row:
+        return None, None, None
+    return row.get("pass@1"), (row.get("ci") or {}).get("pass@1"), row.get("n_problems")
+
+
+def model_table(runs: Sequence[Run]) -> str:
+    """The seed's first table: per model, BLEU | CodeBLEU | tests passed | pass@1 (with its CI)."""
+    rows = []
+    for r in runs:
+        res = r.results
+        rows.append(
+            [
+                r.label,
+                r.model,
+                r.benchmark,
+                res.get("n_problems"),
+                _f(res.get("bleu"), "{:.2f}"),
+                _f(res.get("codebleu")),
+                _f(res.get("test_pass_rate")),
+                f"{_f(res.get('pass@1'))} {_ci((res.get('ci') or {}).get('pass@1'))}",
+            ]
+        )
+    return md_table(
+        ["run", "model", "benchmark", "problems", "BLEU", "CodeBLEU", "tests passed", "pass@1 [95% CI]"],
+        rows,
+        "lllrrrrr",
+    )
+
+
+def difficulty_table(runs: Sequence[Run]) -> str:
+    """The seed's second table: pass@1 by difficulty, one column per run."""
+    rows = []
+    for level in LEVELS:
+        cells: list[Any] = [level]
+        for r in runs:
+            p, ci, n = _level(r, level)
+            cells.append("-" if p is None else f"{p:.3f} {_ci(ci)} (n={n})")
+        if any(c != "-" for c in cells[1:]):
+            rows.append(cells)
+    return md_table(["difficulty", *[r.label for r in runs]], rows)
+
+
+def _categories(runs: Sequence[Run]) -> list[str]:
+    totals: dict[str, int] = {}
+    for r in runs:
+        for cat, n in ((r.results.get("error_taxonomy") or {}).get("counts") or {}).items():
+            totals[cat] = totals.get(cat, 0) + n
+    return sorted(totals, key=lambda c: (-totals[c], c))
+
+
+def taxonomy_table(runs: Sequence[Run]) -> str:
+    """Error categories by approach: count and share of that run's samples."""
+    cats = _categories(runs)
+    rows = []
+    for cat in cats:
+        cells: list[Any] = [cat]
+        for r in runs:
+            tax = r.results.get("error_taxonomy") or {}
+            n = (tax.get("counts") or {}).get(cat, 0)
+            total = tax.get("n_samples") or r.results.get("n_samples") or 0
+            cells.append(f"{n} ({n / total:.0%})" if total else n)
+        rows.append(cells)
+    rows.append(["passed", *[f"{(r.results.get('status_counts') or {}).get('passed', 0)}" for r in runs]])
+    return md_table(["category", *[r.label for r in runs]], rows)
+
+
+def taxonomy_by_difficulty(run: Run) -> str:
+    by = (run.results.get("error_taxonomy") or {}).get("by_difficulty") or {}
+    if not by:
+        return ""
+    levels = [lvl for lvl in DIFFICULTIES if lvl in by]
+    cats = sorted(
+        {c for lvl in levels for c in by[lvl]}, key=lambda c: (-sum(by[lv].get(c, 0) for lv in levels), c)
+    )
+    return md_table(["category", *levels], [[c, *[by[lvl].get(c, 0) for lvl in levels]] for c in cats])
+
+
+def quality_table(runs: Sequence[Run]) -> str:
+    rows = []
+    for r in runs:
+        q = r.results.get("quality") or {}
+        for group in ("passing", "failing"):
+            g = q.get(group) or {}
+            if not g.get("n"):
+                continue
+            fams = g.get("ruff_by_family_per_sample") or {}
+            top = ", ".join(f"{f} {v:.2f}" for f, v in list(fams.items())[:4]) or "-"
+            rows.append(
+                [
+                    r.label,
+                    group,
+                    g["n"],
+                    g.get("ruff_per_sample"),
+                    g.get("clean_fraction"),
+                    top,
+                    g.get("cc_max_mean"),
+                    g.get("loc_mean"),
+                ]
+            )
+    return md_table(
+        [
+            "run",
+            "solutions",
+            "n",
+            "ruff violations / solution",
+            "lint-clean share",
+            "top rule families / solution",
+            "max cyclomatic complexity (mean)",
+            "LOC (mean)",
+        ],
+        rows,
+        "llrrrlrr",
+    )
+
+
+def comparisons(runs: Sequence[Run], *, k: int = 1) -> list[dict[str, Any]]:
+    """Paired comparisons of every two runs of the same benchmark that share problems."""
+    from letitcode.stats import paired_comparison
+
+    out = []
+    for a, b in itertools.combinations(runs, 2):
+        if a.benchmark != b.benchmark:
+            continue
+        if not {r["task_id"] for r in a.records} & {r["task_id"] for r in b.records}:
+            continue
+        out.append(paired_comparison(a.records, b.records, k=k, labels=(a.label, b.label)))
+    return out
+
+
+def comparison_table(comps: Sequence[dict[str, Any]]) -> str:
+    rows = [
+        [
+            c["labels"][0],
+            c["labels"][1],
+            c["n_problems"],
+            c["a"],
+            c["b"],
+            f"{c['difference']:+.3f} {_ci(c['ci'])}",
+            c["test"],
+            f"{c['p_value']:.3g}",
+            c["verdict"],
+        ]
+        for c in comps
+    ]
+    return md_table(
+        ["A", "B", "shared problems", "pass@1 A", "pass@1 B", "A - B [95% CI]", "test", "p", "verdict"],
+        rows,
+        "llrrrllrl",
+    )
+
+
+def cost_table(runs: Sequence[Run]) -> str:
+    rows = []
+    for r in runs:
+        gen = r.manifest.get("generation") or {}
+        rows.append(
+            [
+                r.label,
+                r.results.get("latency_p50_s"),
+                r.results.get("latency_p95_s"),
+                r.results.get("tokens_per_solved"),
+                gen.get("tokens"),
+                gen.get("wall_s"),
+            ]
+        )
+    return md_table(
+        [
+            "run",
+            "latency p50 (s)",
+            "latency p95 (s)",
+            "tokens per passing sample",
+            "tokens",
+            "generation wall (s)",
+        ],
+        rows,
+    )
+
+
+def examples_section(run: Run) -> str:
+    ex = (run.results.get("error_taxonomy") or {}).get("examples") or {}
+    parts = []
+    for cat, e in ex.items():
+        title = e.get("title") or e.get("task_id")
+        lines = [f"#### {run.label}: `{cat}` - {title} ({e.get('difficulty') or 'no difficulty'})", ""]
+        if e.get("problem"):
+            lines += ["> " + " ".join(str(e["problem"]).split())[:400], ""]
+        if e.get("code"):
+            lines += ["```python", str(e["code"]).rstrip(), "```", ""]
+        elif e.get("completion") is not None:
+            lines += [
+                "The model wrote no code. Its answer began:",
+                "",
+                "```text",
+                str(e["completion"]).rstrip()[:400],
+                "```",
+                "",
+            ]
+        if e.get("first_failure"):
+            lines += [f"First failing test: `{' '.join(str(e['first_failure']).split())[:300]}`", ""]
+        if e.get("error"):
+            lines += [f"Error: `{' '.join(str(e['error']).split())[:300]}`", ""]
+        parts.append("\n".join(lines))
+    return "\n".join(parts)
+
+
+def plot_pass_by_difficulty(runs: Sequence[Run], path: str | Path) -> Path:
+    """Grouped bars: pass@1 per difficulty level (and overall), one bar per run, 95% CI error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    levels = [lvl for lvl in LEVELS if any(_level(r, lvl)[0] is not None for r in runs)]
+    x = np.arange(len(levels))
+    width = 0.8 / max(len(runs), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(levels) + 0.6 * len(runs)), 4))
+    for i, r in enumerate(runs):
+        vals, lo, hi = [], [], []
+        for lvl in levels:
+            p, ci, _ = _level(r, lvl)
+            vals.append(p if p is not None else np.nan)
+            lo.append(p - ci[0] if p is not None and ci else 0.0)
+            hi.append(ci[1] - p if p is not None and ci else 0.0)
+        ax.bar(x + (i - (len(runs) - 1) / 2) * width, vals, width, yerr=[lo, hi], capsize=3, label=r.label)
+    ax.set_xticks(x, levels)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("pass@1")
+    ax.set_title("pass@1 by difficulty (95% bootstrap CI)")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_taxonomy(runs: Sequence[Run], path: str | Path) -> Path:
+    """Stacked bars: the share of each run's samples in each error category (the rest passed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cats = _categories(runs)
+    labels = [r.label for r in runs]
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(runs) + 3), 4.5))
+    bottom = np.zeros(len(runs))
+    cmap = plt.get_cmap("tab20")
+    for j, cat in enumerate(cats):
+        shares = []
+        for r in runs:
+            tax = r.results.get("error_taxonomy") or {}
+            total = tax.get("n_samples") or r.results.get("n_samples") or 1
+            shares.append(((tax.get("counts") or {}).get(cat, 0)) / total)
+        ax.bar(labels, shares, bottom=bottom, label=cat, color=cmap(j % 20))
+        bottom += np.array(shares)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of samples")
+    ax.set_title("Error taxonomy (failed samples by category)")
+    if cats:
+        ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def render(
+    runs: Sequence[Run], *, title: str = "LetItCode results", images: dict[str, str] | None = None
+) -> str:
+    """The whole report as Markdown (images: name -> relative PNG path)."""
+    images = images or {}
+    out = [f"# {title}", ""]
+    out += ["Runs: " + ", ".join(f"`{r.label}` ({r.path})" for r in runs), ""]
+    out += ["## Scores", "", model_table(runs), ""]
+    out += [
+        "BLEU (sacrebleu, 0-100) and CodeBLEU (0-1) compare against reference solutions and are `-` where the",
+        'benchmark has none. "tests passed" is the mean fraction of test cases passed per sample.',
+        "",
+    ]
+    out += ["## pass@1 by difficulty", "", difficulty_table(runs), ""]
+    if "pass_by_difficulty" in images:
+        out += [f"![pass@1 by difficulty]({images['pass_by_difficulty']})", ""]
+    comps = comparisons(runs)
+    if comps:
+        out += ["## Paired comparisons", "", comparison_table(comps), ""]
+        out += ["A difference is claimed only when its 95% CI excludes 0 and p < 0.05.", ""]
+    out += ["## Error taxonomy", "", taxonomy_table(runs), ""]
+    if "taxonomy" in images:
+        out += [f"![error taxonomy]({images['taxonomy']})", ""]
+    for r in runs:
+        tbl = taxonomy_by_difficulty(r)
+        if tbl:
+            out += [f"### {r.label}: errors by difficulty", "", tbl, ""]
+    out += ["## Code quality", "", quality_table(runs), ""]
+    out += [
+        "Lint with ruff (rule families by code prefix), complexity with radon; see `quality.ruff` in results.json.",
+        "",
+    ]
+    out += ["## Latency and cost", "", cost_table(runs), ""]
+    ex = [examples_section(r) for r in runs]
+    if any(ex):
+        out += ["## Qualitative examples (one per error category)", "", *[e for e in ex if e]]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_report(
+    run_dirs: Sequence[str | Path],
+    output_dir: str | Path,
+    *,
+    labels: Sequence[str] | None = None,
+    title: str = "LetItCode results",
+) -> Path:
+    """Write report.md, pass_by_difficulty.png and error_taxonomy.png to output_dir. Returns report.md."""
+    runs = load_runs(run_dirs, labels)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_pass_by_difficulty(runs, out / "pass_by_difficulty.png")
+    plot_taxonomy(runs, out / "error_taxonomy.png")
+    text = render(
+        runs,
+        title=title,
+        images={"pass_by_difficulty": "pass_by_difficulty.png", "taxonomy": "error_taxonomy.png"},
+    )
+    (out / "report.md").write_text(text)
+    return out / "report.md"
