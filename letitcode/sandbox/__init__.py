@@ -1,0 +1,610 @@
+"""Isolated execution of untrusted, model-written code.
+
+A `Sandbox` keeps a small pool of long-lived worker processes (`worker.py`), each started inside
+bubblewrap (read-only root, private /tmp, no network, own pid/ipc/uts/user namespaces, all
+capabilities dropped, home directories and credential files masked) with a scrubbed environment.
+A worker forks one child per job; the child runs the program and its tests under rlimits and
+reports over an authenticated channel, so that a job passes only when its tests demonstrably ran
+to their end (see worker.py for what that does and does not protect against).
+
+Where bubblewrap is unusable, `isolation="auto"` falls back to `unshare` (network and pid
+namespaces) and then to plain rlimits, warns once on stderr, and exposes the level in force as
+`Sandbox.isolation` so that results can record it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+
+from letitcode.errors import UserError
+from letitcode.problems import ExecJob
+
+__all__ = ["STATUSES", "ExecJob", "ExecResult", "Sandbox", "run_jobs", "ISOLATION_LEVELS"]
+
+STATUSES = ("passed", "wrong_answer", "runtime_error", "syntax_error", "timeout", "memory_limit", "killed")
+ISOLATION_LEVELS = ("bwrap", "unshare", "rlimits")  # strongest first
+
+_WORKER_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+_PYTHON = [sys.executable, "-s", "-B"]  # no user site-packages, no .pyc writes
+_TMP_BYTES = 256 << 20  # the worker's private /tmp (tmpfs, memory-backed) under bwrap
+_SHM_BYTES = 16 << 20
+_START_TIMEOUT_S = 60.0
+_GRACE_S = 10.0  # how long past a job's own timeout the parent waits for its worker to answer
+_WORKER_NPROC = 64  # processes allowed in a worker's pid namespace (bwrap, unshare)
+_AHEAD = 2  # jobs queued per worker (the running one and the next)
+_AHEAD_BYTES = 48 << 10  # ... as long as they fit in a pipe buffer together
+
+# Environment variables that name credential directories or files to hide from model code.
+_SECRET_DIR_VARS = ("HF_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME")
+_SECRET_FILE_VARS = (
+    "HF_TOKEN_PATH",
+    "NETRC",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "PIP_CONFIG_FILE",
+)
+
+
+@dataclass
+class ExecResult:
+    status: str  # one of STATUSES
+    passed: bool  # True only if every test demonstrably ran to its end and passed
+    error: str  # one line, <= 300 chars, "" when passed
+    exception_type: str | None
+    tests_passed: int
+    tests_total: int
+    first_failure: str | None  # the first failing test statement, or "check(candidate)"
+    stdout: str  # the tail, at most max_output_bytes
+    stderr: str
+    duration_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(ExecResult))
+
+
+def _failed(job: ExecJob, status: str, error: str) -> ExecResult:
+    total = len(job.test_list) if job.test_list else 1
+    return ExecResult(
+        status=status,
+        passed=False,
+        error=error[:300],
+        exception_type=None,
+        tests_passed=0,
+        tests_total=total,
+        first_failure=None,
+        stdout="",
+        stderr="",
+        duration_s=0.0,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Launch commands and the isolation probe
+# --------------------------------------------------------------------------------------------------
+def _worker_env(home: str) -> dict[str, str]:
+    """An allowlist, never a denylist: no HF_TOKEN, OPENAI_API_KEY or anything else reaches the worker."""
+    env = {
+        "PATH": os.environ.get("PATH") or os.defpath,
+        "LANG": os.environ.get("LANG") or "C.UTF-8",
+        "HOME": home,
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    for name in ("LC_ALL", "LC_CTYPE", "TZ"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _bwrap_prefix(bwrap: str) -> list[str]:
+    real = os.path.realpath
+    masks: list[str] = []
+    # Homes hold ~/.cache/huggingface/token, ~/.netrc, ~/.ssh; /run holds agent and docker sockets, which
+    # a read-only bind does not stop anyone from connecting to.
+    for cand in [
+        os.path.expanduser("~"),
+        "/root",
+        "/home",
+        "/run",
+        *(os.environ.get(v, "") for v in _SECRET_DIR_VARS),
+    ]:
+        if cand and os.path.isdir(cand):
+            p = real(cand)
+            if p != "/" and not any(_under(p, s) for s in ("/tmp", "/proc", "/dev", "/sys")):
+                masks.append(p)
+    masks = sorted({m for m in masks if not any(m != o and _under(m, o) for o in masks)})
+    # What the worker needs back from under a mask: the interpreter, the venv, this package.
+    keep = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(_WORKER_PY),
+        os.path.dirname(sys.executable),
+        os.path.dirname(real(sys.executable)),
+    }
+    keep |= {real(k) for k in keep}
+    keep = {k for k in keep if os.path.isdir(k) and any(_under(k, m) for m in masks)}
+    keep = sorted(k for k in keep if not any(k != o and _under(k, o) for o in keep))
+    args = [bwrap, "--ro-bind", "/", "/"]
+    for m in masks:
+        args += ["--size", str(1 << 20), "--tmpfs", m]
+    for k in keep:
+        args += ["--ro-bind", k, k]
+    for m in masks:
+        args += ["--remount-ro", m]
+    for var in _SECRET_FILE_VARS:
+        f = os.environ.get(var, "")
+        if f and os.path.isfile(f) and not any(_under(real(f), m) for m in masks):
+            args += ["--ro-bind", "/dev/null", real(f)]
+    args += ["--size", str(_TMP_BYTES), "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(_SHM_BYTES), "--tmpfs", "/dev/shm"]
+    args += "--unshare-all --die-with-parent --new-session --cap-drop ALL --chdir /tmp --".split()
+    return args
+
+
+def _launch_commands(level: str) -> list[tuple[list[str], dict[str, str]]]:
+    """Candidate (argv, env) pairs for a level, best first."""
+    worker = [*_PYTHON, _WORKER_PY]
+    host_tmp = tempfile.gettempdir()
+    if level == "bwrap":
+        bwrap = shutil.which("bwrap")
+        if not bwrap:
+            return []
+        flags = f"--sweep pidns --tmp /tmp --clean-tmp --nproc {_WORKER_NPROC} --nproc-rlimit".split()
+        argv = [*_bwrap_prefix(bwrap), *worker, *flags]
+        return [(argv, _worker_env("/tmp"))]
+    if level == "unshare":
+        unshare = shutil.which("unshare")
+        if not unshare:
+            return []
+        full = [unshare, "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
+        return [
+            ([*full, *worker, "--sweep", "pidns", "--nproc", str(_WORKER_NPROC)], _worker_env(host_tmp)),
+            ([unshare, "--net", "--", *worker, "--sweep", "subreaper"], _worker_env(host_tmp)),
+        ]
+    return [([*worker, "--sweep", "subreaper"], _worker_env(host_tmp))]
+
+
+_PROBE_JOB = ExecJob(
+    program="def f():\n    return 41 + 1\n",
+    entry_point="f",
+    test_list=("assert candidate() == 42",),
+    timeout_s=10.0,
+)
+_probe_cache: dict[tuple[str, ...], str] = {}  # argv -> "" when usable, else why not
+_warned: set[str] = set()
+_probe_lock = threading.Lock()
+
+
+def _probe(argv: list[str], env: dict[str, str]) -> str:
+    """Start a worker with this command and run one trivial job: "" if that works, else the reason."""
+    key = tuple(argv)
+    with _probe_lock:
+        if key not in _probe_cache:
+            try:
+                w = _Worker(argv, env)
+                try:
+                    w.wait_ready()
+                    reply = w.call(_payload(_PROBE_JOB, 65536, 512), 30.0)
+                finally:
+                    w.close()
+                ok = isinstance(reply, dict) and reply.get("status") == "passed"
+                _probe_cache[key] = "" if ok else f"probe job did not pass: {str(reply)[:200]}"
+            except (OSError, _WorkerError) as e:
+                _probe_cache[key] = " ".join(str(e).split())[:300] or type(e).__name__
+        return _probe_cache[key]
+
+
+def _resolve_isolation(requested: str) -> tuple[str, list[str], dict[str, str]]:
+    if os.name != "posix" or not hasattr(os, "fork"):
+        raise UserError(
+            "letitcode.sandbox needs a POSIX system with fork() (Linux, macOS); use WSL on Windows"
+        )
+    levels = ISOLATION_LEVELS if requested == "auto" else (requested,)
+    reasons = []
+    for level in levels:
+        cands = _launch_commands(level)
+        if not cands:
+            reasons.append(f"{level}: {'bwrap' if level == 'bwrap' else 'unshare'} not found on PATH")
+        for argv, env in cands:
+            why = _probe(argv, env)
+            if not why:
+                if level != ISOLATION_LEVELS[0] and level not in _warned:
+                    _warned.add(level)
+                    _warn(level, reasons or [f"isolation={requested!r} was requested"])
+                return level, argv, env
+            reasons.append(f"{level}: {why}")
+    if requested == "bwrap":
+        hint = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) or pass isolation='auto'"
+    else:
+        hint = "pass isolation='auto'"
+    raise UserError(f"sandbox isolation {requested!r} is not usable here ({'; '.join(reasons)}); {hint}")
+
+
+def _warn(level: str, reasons: list[str]) -> None:
+    weaker = {
+        "unshare": "no network and a private pid namespace, but model code can read your files (including "
+        "~/.cache/huggingface/token) and write wherever you can",
+        "rlimits": "only rlimits and a scrubbed environment: model code can read your files (including "
+        "~/.cache/huggingface/token), write wherever you can, use the network and signal your processes",
+    }[level]
+    bar = "!" * 100
+    print(
+        f"\n{bar}\nWARNING: letitcode.sandbox: not using bubblewrap ({'; '.join(reasons)[:400]}).\n"
+        f"Model-written code runs with isolation level {level!r}: {weaker}.\nInstall bubblewrap "
+        f"(Debian/Ubuntu: apt-get install bubblewrap) for real isolation.\n{bar}\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# One worker process
+# --------------------------------------------------------------------------------------------------
+class _WorkerError(RuntimeError):
+    pass
+
+
+_UNRESPONSIVE = object()
+
+
+def _payload(job: ExecJob, max_output_bytes: int, memory_mb: int) -> dict:
+    return {
+        "program": job.program,
+        "entry_point": job.entry_point,
+        "test_list": list(job.test_list),
+        "check_code": job.check_code,
+        "timeout_s": float(job.timeout_s),
+        "memory_mb": memory_mb,
+        "max_output_bytes": max_output_bytes,
+    }
+
+
+def _encode(payload: dict) -> bytes:
+    data = json.dumps(payload).encode()
+    return struct.pack(">I", len(data)) + data
+
+
+class _Worker:
+    """A worker process and its length-prefixed JSON pipe."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]):
+        self.errlog = tempfile.TemporaryFile()  # the worker's own stderr (bwrap errors, worker crashes)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errlog,
+            env=env,
+            cwd="/",
+            start_new_session=True,
+        )
+        self.rfd, self.wfd = self.proc.stdout.fileno(), self.proc.stdin.fileno()
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        hello = self._recv(_START_TIMEOUT_S)
+        if not isinstance(hello, dict) or not hello.get("ready"):
+            self.kill()
+            raise _WorkerError(f"worker did not start: {self.stderr_tail() or 'no output'}")
+        self.ready = True
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stderr_tail(self) -> str:
+        try:
+            self.errlog.seek(0, os.SEEK_END)
+            size = self.errlog.tell()
+            self.errlog.seek(max(0, size - 2000))
+            return self.errlog.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+
+    def _recv(self, timeout: float) -> dict | None | object:
+        deadline = time.monotonic() + timeout
+        buf = b""
+        need = 4
+        length = None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.rfd, selectors.EVENT_READ)
+            while True:
+                while len(buf) < need:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not sel.select(left):
+                        return _UNRESPONSIVE
+                    chunk = os.read(self.rfd, need - len(buf))
+                    if not chunk:
+                        return None
+                    buf += chunk
+                if length is None:
+                    length = struct.unpack(">I", buf[:4])[0]
+                    need = 4 + length
+                    continue
+                return json.loads(buf[4:need])
+
+    def send(self, data: bytes) -> bool:
+        """Write one encoded job; False if the worker is gone."""
+        try:
+            while data:
+                data = data[os.write(self.wfd, data) :]
+        except OSError:  # BrokenPipeError: it died
+            return False
+        return True
+
+    def recv(self, timeout: float) -> dict | None | object:
+        """The worker's next reply; None if it died; _UNRESPONSIVE if it did not answer in time."""
+        return self._recv(timeout)
+
+    def call(self, payload: dict, timeout: float) -> dict | None | object:
+        return self.recv(timeout) if self.send(_encode(payload)) else None
+
+    def kill(self) -> None:
+        for target in (lambda: os.killpg(self.proc.pid, signal.SIGKILL), self.proc.kill):
+            try:
+                target()
+            except OSError:
+                pass
+        self._reap()
+
+    def close(self) -> None:
+        """Ask the worker to exit (EOF on its stdin); kill it if it does not."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._reap()
+
+    def _reap(self) -> None:
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for f in (self.proc.stdin, self.proc.stdout, self.errlog):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def _close_pool(pool: list[_Worker | None]) -> None:
+    for i, w in enumerate(pool):
+        if w is not None:
+            w.close()
+            pool[i] = None
+
+
+# --------------------------------------------------------------------------------------------------
+# The public pool
+# --------------------------------------------------------------------------------------------------
+class Sandbox:
+    """A pool of isolated workers. `run(jobs)` returns one `ExecResult` per job, in order."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        memory_mb: int = 4096,
+        isolation: str = "auto",
+        max_output_bytes: int = 65536,
+    ):
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise UserError(
+                f"Sandbox(workers={workers!r}): expected a positive integer or None (one per CPU)"
+            )
+        if not isinstance(memory_mb, int) or memory_mb < 32:
+            raise UserError(f"Sandbox(memory_mb={memory_mb!r}): expected an integer of at least 32 (MB)")
+        if not isinstance(max_output_bytes, int) or max_output_bytes < 0:
+            raise UserError(
+                f"Sandbox(max_output_bytes={max_output_bytes!r}): expected a non-negative integer"
+            )
+        if isolation not in ("auto", *ISOLATION_LEVELS):
+            raise UserError(
+                f"Sandbox(isolation={isolation!r}): expected one of auto, {', '.join(ISOLATION_LEVELS)}"
+            )
+        self.workers = workers or os.cpu_count() or 1
+        self.memory_mb = memory_mb
+        self.max_output_bytes = max_output_bytes
+        self.isolation, self._argv, self._env = _resolve_isolation(isolation)
+        self._pool: list[_Worker | None] = [None] * self.workers
+        self._run_lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _close_pool, self._pool)
+
+    def _check(self, i: int, job: object) -> ExecJob:
+        if not isinstance(job, ExecJob):
+            raise UserError(f"sandbox job {i}: expected an ExecJob, got {type(job).__name__}")
+        name = job.task_id or f"job {i}"
+        if (
+            not isinstance(job.program, str)
+            or not isinstance(job.entry_point, str)
+            or not job.entry_point.strip()
+        ):
+            raise UserError(f"sandbox {name}: program and entry_point must be strings, entry_point non-empty")
+        if not job.test_list and not (job.check_code or "").strip():
+            raise UserError(f"sandbox {name}: no tests (both test_list and check_code are empty)")
+        if not isinstance(job.timeout_s, (int, float)) or not job.timeout_s > 0:
+            raise UserError(f"sandbox {name}: timeout_s must be a positive number, got {job.timeout_s!r}")
+        return job
+
+    def _start(self, slot: int) -> _Worker:
+        w = _Worker(self._argv, self._env)
+        self._pool[slot] = w
+        w.wait_ready()
+        return w
+
+    def _serve(
+        self,
+        slot: int,
+        jobs: list[ExecJob],
+        take: Callable[[bool], int | None],
+        done: Callable[[int, ExecResult], None],
+    ) -> None:
+        """Run jobs on one worker until `take()` has none left, keeping up to _AHEAD of them queued in
+        its pipe, so that it never waits for a round trip through this process between two jobs.
+
+        The worker runs them in order, so the oldest unanswered job is the one it is running: that is
+        the job blamed when the worker dies or hangs; the others are sent again to its replacement.
+        """
+        queued: deque[tuple[int, bytes]] = deque()  # (job index, encoded payload): sent, not answered
+        held: tuple[int, bytes] | None = None  # taken, but too large to queue behind the others yet
+        w = self._pool[slot]
+        while True:
+            if w is None or not w.alive():  # not started, or died while idle: (re)start, resend the queue
+                if w is not None:
+                    w.kill()
+                w = self._start(slot)
+                for _, data in queued:
+                    w.send(data)
+            # Queue more only while it all fits in the pipe buffer (64 KiB on Linux): a blocking write
+            # here could deadlock against the worker's own blocking write of a large reply.
+            while len(queued) < _AHEAD:
+                if held is None:
+                    i = take(bool(queued))
+                    if i is None:
+                        break
+                    held = (i, _encode(_payload(jobs[i], self.max_output_bytes, self.memory_mb)))
+                if queued and sum(len(d) for _, d in queued) + len(held[1]) > _AHEAD_BYTES:
+                    break
+                w.send(held[1])
+                queued.append(held)
+                held = None
+            if not queued:
+                return
+            i = queued[0][0]
+            job = jobs[i]
+            reply = w.recv(float(job.timeout_s) + _GRACE_S)
+            queued.popleft()
+            if reply is None or reply is _UNRESPONSIVE:
+                tail = " ".join(w.stderr_tail().split())[-150:]
+                w.kill()
+                self._pool[slot] = w = None
+                if reply is None:
+                    why = "the job killed its sandbox worker; worker restarted" + (
+                        f" ({tail})" if tail else ""
+                    )
+                    done(i, _failed(job, "killed", why))
+                else:
+                    why = (
+                        f"the sandbox worker did not answer within {_GRACE_S:g} s of the job's "
+                        f"{job.timeout_s:g} s timeout (the job stopped or hung it); worker restarted"
+                    )
+                    done(i, _failed(job, "timeout", why))
+                continue
+            if "internal_error" in reply:
+                raise _WorkerError(
+                    f"sandbox worker failed on {job.task_id or 'a job'}: {reply['internal_error']}\n"
+                    f"{reply.get('traceback', '')}"
+                )
+            done(i, ExecResult(**{k: reply[k] for k in _RESULT_FIELDS}))
+
+    def run(
+        self, jobs: Sequence[ExecJob], *, progress: bool = True, desc: str = "executing"
+    ) -> list[ExecResult]:
+        from tqdm import tqdm
+
+        jobs = [self._check(i, j) for i, j in enumerate(jobs)]
+        results: list[ExecResult | None] = [None] * len(jobs)
+        if not jobs:
+            return []
+        with self._run_lock:
+            n = min(self.workers, len(jobs))
+            # Start missing workers here, in parallel, from the calling thread: a worker dies with the
+            # thread that started it (PR_SET_PDEATHSIG), and the serving threads below end with run().
+            fresh = []
+            for slot in range(n):
+                w = self._pool[slot]
+                if w is None or not w.alive():
+                    if w is not None:
+                        w.kill()
+                    self._pool[slot] = _Worker(self._argv, self._env)
+                    fresh.append(self._pool[slot])
+            for w in fresh:
+                w.wait_ready()
+            lock = threading.Lock()
+            todo = iter(range(len(jobs)))
+            errors: list[BaseException] = []
+            bar = tqdm(total=len(jobs), desc=desc, disable=not progress, unit="job", dynamic_ncols=True)
+
+            taken = [0]
+
+            def take(ahead: bool) -> int | None:
+                """The next job index; None when none is left, or when taking it to queue behind another
+                job would leave a worker idle (fewer jobs left than workers)."""
+                with lock:
+                    if errors or (ahead and len(jobs) - taken[0] <= n):
+                        return None
+                    i = next(todo, None)
+                    taken[0] += i is not None
+                    return i
+
+            def done(i: int, result: ExecResult) -> None:
+                results[i] = result
+                with lock:
+                    bar.update(1)
+
+            def serve(slot: int) -> None:
+                try:
+                    self._serve(slot, jobs, take, done)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+                    with lock:
+                        errors.append(e)
+
+            threads = [threading.Thread(target=serve, args=(s,), daemon=True) for s in range(n)]
+            try:
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            except BaseException:
+                errors.append(KeyboardInterrupt())
+                self.close()
+                raise
+            finally:
+                bar.close()
+            if errors:
+                raise errors[0]
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        _close_pool(self._pool)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_jobs(jobs: Sequence[ExecJob], **kw) -> list[ExecResult]:
+    """Run jobs in a fresh `Sandbox(**kw)` and close it."""
+    progress = kw.pop("progress", True)
+    desc = kw.pop("desc", "executing")
+    with Sandbox(**kw) as sb:
+        return sb.run(jobs, progress=progress, desc=desc)

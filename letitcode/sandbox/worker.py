@@ -1,0 +1,734 @@
+"""Sandbox worker: a long-lived process that forks one short-lived child per job.
+
+`letitcode.sandbox` starts it (inside bubblewrap where possible) as
+`python -s -B worker.py --sweep pidns|subreaper --tmp DIR [--clean-tmp]`.
+It uses the standard library only and is run by path, so it imports nothing from the project
+(and nothing heavy): a fork of this small process per job is what keeps the per-job cost low.
+
+Protocol over stdin/stdout: each message is a 4-byte big-endian length, then UTF-8 JSON.
+  worker -> parent: {"ready": true, ...} once, then one result dict per job, in order.
+  parent -> worker: one job dict per message. EOF on stdin means: exit.
+
+Per job the worker forks a child that: starts a new session (its own process group), closes every
+inherited descriptor, drops the environment to a few harmless variables, chdirs into a fresh private
+directory, sets rlimits (CPU, address space, file size, open files, processes) and runs the harness
+(`_harness`). The worker enforces the wall-clock timeout, drains the child's stdout/stderr into
+bounded ring buffers, then kills the child's process group and every other leftover process
+(`_sweep`), and builds the verdict from the child's authenticated report (`_verdict`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import math
+import mmap
+import os
+import resource
+import selectors
+import shutil
+import signal
+import struct
+import sys
+import tempfile
+import time
+import traceback
+import types
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# Run by path, Python put this folder first on sys.path; model code must not import our modules.
+if sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
+    sys.path.pop(0)
+
+# Imported once by the worker so that each forked job finds them loaded (importing typing alone costs a
+# job ~3 ms; the lot adds ~0.1 ms to a fork): the standard-library modules of LeetCode's import prelude
+# and of HumanEval prompts.
+PRELOAD = (
+    "typing collections functools itertools heapq bisect math string random datetime operator re copy".split()
+)
+# Imported by the worker the first time a job's program names them (leetcode-py-sdk's TreeNode/ListNode:
+# ~0.3 s per import, paid once per worker instead of once per job). Only these names, never model code.
+PRELOAD_ON_DEMAND = ("leetcode_py", "sortedcontainers")
+KEY_BYTES = 32
+REPORT_CAP = 4 << 20  # bytes of report kept; more than any honest harness writes
+ERROR_CHARS = 300
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
+
+# --------------------------------------------------------------------------------------------------
+# The child: harness and its authenticated report
+# --------------------------------------------------------------------------------------------------
+# A job passes only if the worker receives a final report line ("F") authenticated with
+# HMAC-SHA256 under a 32-byte key that the worker draws *after* fork and hands to the child through a
+# pipe; the child reads it and closes that pipe before any model code runs. Every report line also
+# carries the reporting process's pid, and the worker accepts only lines from the child it forked.
+#
+# What this protects against: exit codes (sys.exit(0), os._exit(0)), atexit hooks and finalizers
+# (the harness leaves through os._exit right after its final line), text printed to stdout/stderr,
+# lines written by model code to every open descriptor (it has no key), grandchildren forked by
+# model code that carry on running the harness (wrong pid), and monkeypatching of builtins, json,
+# hmac, os.write, exec... (the harness binds what it needs to locals before model code runs, formats
+# lines with methods of built-in types only, and gives the model's module a private copy of the
+# builtins dict). The worker itself is made non-dumpable, so a child without CAP_SYS_PTRACE (bwrap
+# drops all capabilities) cannot ptrace it or read its memory to steal keys or forge results.
+#
+# What it does not protect against: model code that deliberately introspects the interpreter it runs
+# in (gc.get_objects, frame locals via sys._getframe or settrace, ctypes) can find the key and forge
+# a report; and tests can be gamed from inside (objects whose __eq__ is always True, patching shared
+# modules such as math that the tests use). Those are reward-hacking concerns, not containment: the
+# isolation (namespaces, rlimits, no secrets, no network) holds either way.
+
+
+def _harness(job: dict, holder: list[bytes], rep_fd: int) -> None:
+    # Bind everything the verdict depends on now, before model code can patch builtins or modules.
+    exec_, compile_, eval_ = builtins.exec, builtins.compile, builtins.eval
+    type_, isinstance_, str_, len_, range_ = (
+        builtins.type,
+        builtins.isinstance,
+        builtins.str,
+        builtins.len,
+        builtins.range,
+    )
+    BaseException_, MemoryError_ = builtins.BaseException, builtins.MemoryError
+    str_encode, bytes_hex, bytes_join = str.encode, bytes.hex, bytes.join
+    write, getpid, exit_ = os.write, os.getpid, os._exit
+    print_exc = traceback.print_exception
+    sha = hashlib.sha256
+    settrace, setprofile = sys.settrace, sys.setprofile
+    out0, err0 = sys.stdout, sys.stderr
+    # Immutable copies: model code that reaches the `job` dict cannot swap the tests afterwards.
+    program, entry_point, check_code = job["program"], job["entry_point"], job["check_code"]
+    tests = tuple(job["test_list"])
+    padded = holder.pop().ljust(64, b"\0")
+    inner0 = sha(bytes(b ^ 0x36 for b in padded))
+    outer0 = sha(bytes(b ^ 0x5C for b in padded))
+    del padded
+    # 1 MiB of address space (not touched, so it costs no RAM or page faults) given back on
+    # MemoryError, so that the report can still be written under RLIMIT_AS.
+    reserve = [mmap.mmap(-1, 1 << 20)]
+    tracebacks: list[str] = []
+
+    def enc(s: object) -> bytes:
+        if not isinstance_(s, str_):
+            s = "<unprintable>"
+        return str_encode(bytes_hex(str_encode(s, "utf-8", "replace")[:2000]), "ascii")
+
+    def send(*fields: bytes) -> None:
+        # HMAC-SHA256 (RFC 2104) from pre-keyed hash objects; hand-written so that it goes through
+        # no module global that model code could replace (hmac.new looks several up at call time).
+        body = bytes_join(b"\t", (b"%d" % getpid(), *fields))
+        inner = inner0.copy()
+        inner.update(body)
+        outer = outer0.copy()
+        outer.update(inner.digest())
+        line = body + b"\t" + str_encode(outer.hexdigest(), "ascii") + b"\n"
+        while line:
+            line = line[write(rep_fd, line) :]
+
+    def describe(e: BaseException) -> tuple[bytes, bytes]:
+        if isinstance_(e, MemoryError_) and reserve:
+            reserve.pop().close()
+        try:
+            name = type_(e).__name__
+        except BaseException_:
+            name = "<unknown>"
+        try:
+            msg = str_(e)
+        except BaseException_:
+            msg = "<unprintable>"
+        if not tracebacks:  # the first failure's traceback goes to stderr; the rest would only be noise
+            tracebacks.append(name)
+            try:
+                print_exc(type_(e), e, e.__traceback__, file=err0)
+            except BaseException_:
+                pass
+        return enc(name), enc(msg)
+
+    def finish(fields: tuple[bytes, ...] | None = None) -> None:
+        settrace(None)
+        setprofile(None)
+        if fields is not None:
+            send(*fields)
+        for stream in (sys.stdout, sys.stderr, out0, err0):
+            try:
+                stream.flush()
+            except BaseException_:
+                pass
+        send(b"F")
+        exit_(0)  # skip atexit hooks, finalizers and lingering threads of model code
+
+    module = types.ModuleType("solution")  # not "__main__": `if __name__ == "__main__":` blocks stay off
+    ns = module.__dict__
+    ns["__builtins__"] = dict(builtins.__dict__)
+    sys.modules["solution"] = module
+    try:
+        code = compile_(program, "<solution>", "exec")
+    except BaseException_ as e:
+        finish((b"E", b"syntax", *describe(e)))
+    try:
+        exec_(code, ns)
+        ns["candidate"] = eval_(entry_point, ns)
+    except BaseException_ as e:
+        finish((b"E", b"program", *describe(e)))
+
+    if tests:
+        for i in range_(len_(tests)):
+            try:
+                exec_(compile_(tests[i], f"<test {i}>", "exec"), ns)
+            except BaseException_ as e:
+                send(b"T", b"%d" % i, b"0", *describe(e))
+            else:
+                send(b"T", b"%d" % i, b"1", b"", b"")
+    else:
+        try:
+            exec_(compile_(check_code, "<check>", "exec"), ns)
+        except BaseException_ as e:
+            finish((b"E", b"check_code", *describe(e)))
+        try:
+            exec_(compile_("check(candidate)", "<check>", "exec"), ns)
+        except BaseException_ as e:
+            send(b"T", b"0", b"0", *describe(e))
+        else:
+            send(b"T", b"0", b"1", b"", b"")
+    finish()
+
+
+_LIBC = None
+
+
+def _prctl(option: int, arg: int) -> None:
+    global _LIBC
+    try:
+        if _LIBC is None:
+            import ctypes
+
+            _LIBC = ctypes.CDLL(None, use_errno=True)
+        _LIBC.prctl(option, arg, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the features it buys are best effort
+
+
+def _child(job: dict, jobdir: str, out_w: int, err_w: int, rep_w: int, key_r: int, cfg: dict) -> None:
+    os.setsid()
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    # Lay the descriptors out as 0 /dev/null, 1 stdout pipe, 2 stderr pipe, 3 report, 4 key.
+    high = [os.dup(fd) for fd in (devnull, out_w, err_w, rep_w, key_r)]
+    for target, fd in enumerate(high):
+        os.dup2(fd, target)
+    os.closerange(5, 1 << 20)  # everything else: protocol pipes, other jobs' leftovers
+    key = b""
+    while len(key) < KEY_BYTES:
+        chunk = os.read(4, KEY_BYTES - len(key))
+        if not chunk:
+            os._exit(71)
+        key += chunk
+    os.close(4)
+    holder = [key]  # handed over in a list that the harness empties: no frame keeps the key
+    del key
+
+    os.chdir(jobdir)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": jobdir,
+        "TMPDIR": jobdir,
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"),
+    }
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = jobdir
+
+    cpu = int(math.ceil(float(job["timeout_s"]))) + 1
+    limits = [
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_FSIZE, cfg["fsize"], cfg["fsize"]),
+        (resource.RLIMIT_NOFILE, cfg["nofile"], cfg["nofile"]),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
+    if job.get("memory_mb"):
+        mem = int(job["memory_mb"]) << 20
+        limits.append((resource.RLIMIT_AS, mem, mem))
+    if cfg.get("nproc_rlimit") and cfg.get("nproc") and hasattr(resource, "RLIMIT_NPROC"):
+        # Counted per user namespace under bwrap; the kernel does not enforce it for a process mapped
+        # to host root, which is why the worker also watches the process count (see _run_job).
+        limits.append((resource.RLIMIT_NPROC, cfg["nproc"], cfg["nproc"]))
+    for which, soft, hard in limits:
+        try:
+            resource.setrlimit(which, (soft, hard))
+        except (ValueError, OSError):
+            pass  # platform without this limit, or a hard limit already lower
+    _harness(job, holder, 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# The worker
+# --------------------------------------------------------------------------------------------------
+class _Tail:
+    """The last `cap` bytes written to a pipe, and how many were written in all."""
+
+    def __init__(self, cap: int):
+        self.cap, self.buf, self.total = cap, bytearray(), 0
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        self.buf += data
+        if len(self.buf) > self.cap:
+            del self.buf[: len(self.buf) - self.cap]
+
+    def text(self) -> str:
+        return bytes(self.buf).decode("utf-8", "replace")
+
+
+def _proc_stat(pid: str) -> tuple[str, int] | None:
+    """(state, ppid) of a process from /proc, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rfind(b")") + 2 :].split()
+    return rest[0].decode(), int(rest[1])
+
+
+def _leftovers(mode: str) -> list[int]:
+    """Live processes that belong to finished jobs.
+
+    pidns: this worker has a pid namespace of its own, so every process but pid 1 (bwrap's init or
+    this worker) and ourselves is a leftover. subreaper: our descendants (orphans are re-parented
+    to us, see PR_SET_CHILD_SUBREAPER), found by walking parent links in /proc.
+    Hand-written over /proc because the worker imports no third-party package (psutil).
+    """
+    me = os.getpid()
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return []
+    if mode == "pidns":
+        others = [p for p in pids if int(p) not in (1, me)]  # usually none: no /proc/<pid>/stat to read
+        return [int(p) for p in others if (s := _proc_stat(p)) is not None and s[0] != "Z"]
+    stats = {int(p): s for p in pids if (s := _proc_stat(p)) is not None}
+    children: dict[int, list[int]] = {}
+    for p, (_, ppid) in stats.items():
+        children.setdefault(ppid, []).append(p)
+    found, todo = [], list(children.get(me, []))
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return [p for p in found if stats[p][0] != "Z"]
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _sweep(mode: str) -> int:
+    """Kill every leftover process until none is left (a fork fan-out may still be forking)."""
+    killed = 0
+    for _ in range(1000):
+        _reap()
+        pids = _leftovers(mode)
+        if not pids:
+            return killed
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.001)
+    return killed
+
+
+def _count_procs() -> int:
+    try:
+        return sum(1 for p in os.listdir("/proc") if p.isdigit())
+    except OSError:
+        return 0
+
+
+def _mac(key: bytes, body: bytes) -> str:
+    import hmac
+
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _parse_report(raw: bytes, key: bytes, pid: int) -> list[list[bytes]]:
+    """Authenticated report lines of process `pid`, split into fields (pid and MAC removed)."""
+    import hmac
+
+    events = []
+    want = b"%d" % pid
+    for line in raw.split(b"\n"):
+        body, _, mac = line.rpartition(b"\t")
+        if not body or not hmac.compare_digest(_mac(key, body).encode(), mac):
+            continue
+        fields = body.split(b"\t")
+        if fields[0] == want:
+            events.append(fields[1:])
+    return events
+
+
+def _unhex(b: bytes) -> str:
+    try:
+        return bytes.fromhex(b.decode("ascii")).decode("utf-8", "replace")
+    except ValueError:
+        return "<malformed>"
+
+
+def _oneline(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+
+
+def _exc_text(name: str, msg: str) -> str:
+    return _oneline(f"{name}: {msg}" if msg else name)
+
+
+def _status_of(name: str) -> str:
+    if name == "AssertionError":
+        return "wrong_answer"
+    if name == "MemoryError":
+        return "memory_limit"
+    return "runtime_error"
+
+
+def _verdict(job: dict, events: list[list[bytes]], death: dict) -> dict:
+    """Build the result fields from the child's authenticated events and how it ended."""
+    tests = job["test_list"]
+    total = len(tests) if tests else 1
+    results: list[tuple[bool, str, str]] = []  # per test, in order: (ok, exception name, message)
+    prog_err = None
+    final = False
+    for ev in events:
+        kind = ev[0]
+        if final:
+            break
+        if kind == b"T" and len(ev) == 5 and ev[1] == b"%d" % len(results) and len(results) < total:
+            results.append((ev[2] == b"1", _unhex(ev[3]), _unhex(ev[4])))
+        elif kind == b"E" and len(ev) == 4 and prog_err is None:
+            prog_err = (ev[1].decode("ascii", "replace"), _unhex(ev[2]), _unhex(ev[3]))
+        elif kind == b"F" and len(ev) == 1:
+            final = True
+    n_ok = sum(ok for ok, _, _ in results)
+
+    def statement(i: int) -> str:
+        return tests[i] if tests else "check(candidate)"
+
+    out = {"tests_passed": n_ok, "tests_total": total, "first_failure": None, "exception_type": None}
+
+    if prog_err is not None:
+        stage, name, msg = prog_err
+        out["exception_type"] = name
+        if stage == "syntax":
+            out["status"] = "memory_limit" if name == "MemoryError" else "syntax_error"
+            out["error"] = _exc_text(name, msg)
+        else:
+            out["status"] = "memory_limit" if name == "MemoryError" else "runtime_error"
+            out["error"] = _exc_text(name, msg) if stage == "program" else f"{stage}: {_exc_text(name, msg)}"
+        return out
+    failures = [i for i, (ok, _, _) in enumerate(results) if not ok]
+    if failures:
+        i = failures[0]
+        _, name, msg = results[i]
+        out.update(
+            status=_status_of(name),
+            exception_type=name,
+            first_failure=statement(i),
+            error=_exc_text(name, msg),
+        )
+        return out
+    if final and len(results) == total:
+        out.update(status="passed", error="")
+        return out
+    # The child ended without a complete, authenticated report.
+    if len(results) < total:
+        out["first_failure"] = statement(len(results))
+    if death["timed_out"]:
+        out.update(status="timeout", error=f"timed out after {job['timeout_s']:g} s (wall clock)")
+    elif death["cpu"]:
+        out.update(status="timeout", error="CPU time limit exceeded")
+    elif death["memory"]:
+        out.update(status="memory_limit", error=f"killed near the memory limit ({death['memory_mb']} MB)")
+    elif death["procs"]:
+        out.update(status="killed", error=f"killed: more than {death['procs']} processes")
+    else:
+        out.update(status="killed", error=death["how"] + " before the tests finished (no final report)")
+    return out
+
+
+def _describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"killed by {name}"
+    return f"exited with code {os.WEXITSTATUS(status)}"
+
+
+def _preload(names: tuple[str, ...] | list[str], tried: set[str]) -> None:
+    import importlib
+
+    for name in names:
+        if name not in tried:
+            tried.add(name)
+            try:
+                importlib.import_module(name)
+            except Exception:  # absent or broken: the job imports it itself and reports what happens
+                pass
+
+
+def _run_job(job: dict, cfg: dict) -> dict:
+    _preload([m for m in PRELOAD_ON_DEMAND if m in job["program"]], cfg["preloaded"])
+    timeout = float(job["timeout_s"])
+    cap = int(job.get("max_output_bytes", 65536))
+    jobdir = tempfile.mkdtemp(prefix="job-", dir=cfg["tmp"])
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    key_r, key_w = os.pipe()
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            _child(job, jobdir, out_w, err_w, rep_w, key_r, cfg)
+        finally:
+            os._exit(70)
+    for fd in (out_w, err_w, rep_w, key_r):
+        os.close(fd)
+    key = os.urandom(KEY_BYTES)  # drawn after fork: the child's copy of our memory never held it
+    try:
+        os.write(key_w, key)  # 32 bytes < PIPE_BUF: one atomic write that cannot block
+    except OSError:
+        pass
+    os.close(key_w)
+
+    tails = {out_r: _Tail(cap), err_r: _Tail(cap)}
+    report = bytearray()
+    sel = cfg["selector"]  # one epoll for the worker's life: a job only registers its descriptors
+    for fd in (out_r, err_r, rep_r):
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    pidfd = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(pid)
+            sel.register(pidfd, selectors.EVENT_READ)
+        except OSError:
+            pidfd = None
+    watch_procs = cfg["sweep"] == "pidns" and cfg.get("nproc")
+    poll = 0.05 if (pidfd is None or watch_procs) else None
+
+    def read(fd: int) -> bool:
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            sel.unregister(fd)
+            return False
+        if fd == rep_r:
+            if len(report) < REPORT_CAP:
+                report.extend(data[: REPORT_CAP - len(report)])
+        else:
+            tails[fd].add(data)
+        return True
+
+    timed_out = exited = False
+    too_many = 0
+    status = 0
+    while True:
+        left = t0 + timeout - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            break
+        for sk, _ in sel.select(left if poll is None else min(left, poll)):
+            if sk.fd == pidfd:
+                exited = True
+            else:
+                read(sk.fd)
+        if exited:
+            break
+        if pidfd is None:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                exited = True
+                break
+        if watch_procs and _count_procs() > cfg["nproc"] + 2:
+            too_many = cfg["nproc"]
+            break
+
+    if not exited:
+        for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+            try:
+                target()
+            except OSError:
+                pass
+    try:
+        _, status, usage = os.wait4(pid, 0)
+    except ChildProcessError:
+        usage = None  # already reaped by os.waitpid above
+        if pidfd is not None:
+            raise
+    duration = time.monotonic() - t0
+    _sweep(cfg["sweep"])
+    # Every writer is gone now: drain what is left in the pipes.
+    for fd in list(sel.get_map()):
+        if fd == pidfd:
+            continue
+        for _ in range(10000):
+            try:
+                data = os.read(fd, 1 << 16)
+            except (BlockingIOError, OSError):
+                break
+            if not data:
+                break
+            if fd == rep_r:
+                report.extend(data[: max(0, REPORT_CAP - len(report))])
+            else:
+                tails[fd].add(data)
+    for fd in list(sel.get_map()):
+        sel.unregister(fd)
+    for fd in (out_r, err_r, rep_r, pidfd):
+        if fd is not None:
+            os.close(fd)
+    _clean(jobdir, cfg)
+
+    cpu_used = (usage.ru_utime + usage.ru_stime) if usage else 0.0
+    maxrss_mb = (usage.ru_maxrss / 1024) if usage else 0.0  # KiB on Linux
+    cpu_limit = int(math.ceil(timeout)) + 1
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    death = {
+        "timed_out": timed_out,
+        "cpu": sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_used >= cpu_limit - 0.05),
+        # A child that dies without a report while its peak RSS is near RLIMIT_AS ran out of memory
+        # (an allocation failure outside Python's MemoryError path, e.g. an abort in C code).
+        "memory": bool(job.get("memory_mb")) and maxrss_mb >= 0.9 * int(job["memory_mb"]),
+        "memory_mb": job.get("memory_mb"),
+        "procs": too_many,
+        "how": "the process " + _describe_exit(status),
+    }
+    result = _verdict(job, _parse_report(bytes(report), key, pid), death)
+    result.update(
+        passed=result["status"] == "passed",
+        stdout=tails[out_r].text(),
+        stderr=tails[err_r].text(),
+        duration_s=round(duration, 4),
+    )
+    return result
+
+
+def _clean(jobdir: str, cfg: dict) -> None:
+    shutil.rmtree(jobdir, ignore_errors=True)
+    if cfg.get("clean_tmp"):  # our own private /tmp and /dev/shm (bwrap): wipe what jobs left there
+        for base in (cfg["tmp"], "/dev/shm"):
+            try:
+                names = os.listdir(base)
+            except OSError:
+                continue
+            for name in names:
+                path = os.path.join(base, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def _send(fd: int, obj: dict) -> None:
+    data = json.dumps(obj).encode()
+    data = struct.pack(">I", len(data)) + data
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sweep", choices=("pidns", "subreaper"), required=True)
+    ap.add_argument("--tmp", default="")
+    ap.add_argument("--clean-tmp", action="store_true")
+    ap.add_argument(
+        "--nproc", type=int, default=0, help="pidns only: kill a job once its namespace holds more"
+    )
+    ap.add_argument("--nproc-rlimit", action="store_true", help="also set RLIMIT_NPROC (own user namespace)")
+    ap.add_argument("--fsize", type=int, default=10 << 20)
+    ap.add_argument("--nofile", type=int, default=64)
+    args = ap.parse_args(argv)
+
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a job come back to us, to be found and killed
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the scorer
+    _prctl(PR_SET_DUMPABLE, 0)  # no ptrace or /proc/<pid>/mem access by jobs (see the report notes)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+
+    preloaded: set[str] = set()
+    _preload(PRELOAD, preloaded)
+    own_tmp = not args.tmp
+    cfg = {
+        "sweep": args.sweep,
+        "tmp": args.tmp or tempfile.mkdtemp(prefix="letitcode-sandbox-"),
+        "clean_tmp": args.clean_tmp,
+        "nproc": args.nproc,
+        "nproc_rlimit": args.nproc_rlimit,
+        "fsize": args.fsize,
+        "nofile": args.nofile,
+        "preloaded": preloaded,
+        "selector": selectors.DefaultSelector(),
+    }
+    # Keep the protocol on private descriptors; 0 and 1 point to /dev/null from here on.
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    try:
+        _send(proto_out, {"ready": True, "pid": os.getpid(), "sweep": args.sweep})
+        while True:
+            header = _read_exact(proto_in, 4)
+            if header is None:
+                return 0
+            body = _read_exact(proto_in, struct.unpack(">I", header)[0])
+            if body is None:
+                return 0
+            job = json.loads(body)
+            try:
+                result = _run_job(job, cfg)
+            except Exception as e:  # a bug here must not look like a verdict on model code
+                result = {
+                    "internal_error": _oneline(f"{type(e).__name__}: {e}"),
+                    "traceback": traceback.format_exc()[-4000:],
+                }
+            _send(proto_out, result)
+    except BrokenPipeError:
+        return 0
+    finally:
+        if own_tmp:
+            shutil.rmtree(cfg["tmp"], ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
