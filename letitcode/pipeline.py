@@ -172,11 +172,14 @@ def _finalize(records: list[dict[str, Any]], problems: dict[str, Problem]) -> No
     signals (ruff families, cyclomatic complexity, LOC) and the error category."""
     from letitcode import quality, refmetrics, taxonomy
 
+    memo: dict[tuple[str | None, str | None], dict[str, float] | None] = {}
     for rec in records:
         total = rec.get("tests_total") or 0
         rec["test_pass_rate"] = (rec.get("tests_passed") or 0) / total if total else None
-        hyp, ref = refmetrics.reference_pair(rec, problems.get(rec["task_id"]))
-        scores = refmetrics.sample_metrics(hyp, ref)
+        pair = refmetrics.reference_pair(rec, problems.get(rec["task_id"]))
+        if pair not in memo:  # n samples per problem repeat themselves; CodeBLEU costs ~6 ms a pair
+            memo[pair] = refmetrics.sample_metrics(*pair)
+        scores = memo[pair]
         for key in refmetrics.SAMPLE_KEYS:
             rec[key] = scores[key] if scores else None
         rec["error_category"] = taxonomy.categorize(rec)
@@ -189,7 +192,11 @@ def _finalize(records: list[dict[str, Any]], problems: dict[str, Problem]) -> No
             code = p.prompt + code
         solutions.append(code)
         preambles.append(p.preamble if p is not None else "")
-    for rec, signals in zip(records, quality.quality_signals(solutions, preambles), strict=True):
+    keys = list(zip(solutions, preambles, strict=True))
+    unique = list(dict.fromkeys(keys))  # lint each distinct solution once
+    signals_of = quality.quality_signals([u[0] for u in unique], [u[1] for u in unique])
+    by_key = dict(zip(unique, signals_of, strict=True))
+    for rec, signals in zip(records, (by_key[k] for k in keys), strict=True):
         for key in quality.QUALITY_KEYS:
             rec[key] = signals[key] if signals else None
 
@@ -361,7 +368,7 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
         rec.update(latency_s=entry["latency_s"], n_tokens=entry["n_tokens"], finish_reason=entry["finish_reason"])
         if style == "completion" and r.code_prefix:
             code: str | None = r.code_prefix + truncate_completion(entry["text"])
-            rec["extraction"] = "completion"
+            rec["extraction"] = "prompt+completion"  # the code already holds the prompt
         else:
             ext = extract_code(entry["text"], p.entry_point)
             code, fitted = fit_entry_point(ext.code, p.entry_point) if ext.code else (None, False)
