@@ -1,0 +1,33 @@
+"""In-context learning: a prompting strategy against a local model or an inference endpoint.
+
+    python icl/run.py --strategy few_shot --backend local --model embedded --benchmark leetcode \
+        --limit 30 --output-dir runs/icl-few-shot
+    python icl/run.py --strategy rag --retriever dense --backend openai \
+        --endpoint http://127.0.0.1:8000/v1 --model auto --benchmark humaneval --output-dir runs/icl-rag
+
+Strategies: zero_shot, few_shot, cot, cot_few_shot, rag (`--k-shots`, `--retriever bm25|dense`,
+`--exemplar-dataset`). Backends: local (transformers, continuous batching), tgi (huggingface_hub
+InferenceClient), openai (the openai client: vLLM, `transformers serve`, OpenAI; key from OPENAI_API_KEY);
+`--concurrency` requests in flight, `--request-timeout-s` each. Writes the same samples.jsonl,
+results.json and manifest.json as evaluate/run.py, scored by the same sandbox, plus per-request latency
+and generated tokens in every sample record. Generations are cached in D/generations.jsonl: rerunning the
+same command after a crash re-asks nothing already answered.
+"""
+
+from __future__ import annotations
+
+from letitcode.cli import parse_config, run_main
+
+
+def main() -> int:
+    from letitcode.pipeline import EvalConfig, format_table, run_eval
+
+    (cfg,) = parse_config((EvalConfig,))
+    results = run_eval(cfg)
+    print(format_table(results))
+    print(f"wrote {cfg.output_dir}/samples.jsonl, results.json and manifest.json")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

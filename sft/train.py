@@ -1,0 +1,45 @@
+"""Fine-tune a code model on LeetCode problems with TRL's SFTTrainer (LoRA, QLoRA, DoRA, IA³ or full).
+
+    accelerate launch sft/train.py --model google/gemma-7b --method qlora
+    python sft/train.py --config sft/recipes/embedded/lora.yaml            # CPU, minutes
+    python sft/train.py --config sft/recipes/embedded/lora.yaml --max_steps 50 --eval_after
+
+Options: every `trl.SFTConfig` and `trl.ModelConfig` field, plus LetItCode's own (`--help`).
+Precedence: defaults < per-method defaults < YAML recipe (`--config`) < command line.
+Rerunning the same command with the same --output_dir resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python sft/train.py` without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from letitcode.cli import run_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    from letitcode.training import parse_args, train
+
+    script_args, sft_args, model_args = parse_args(argv)
+    manifest = train(script_args, sft_args, model_args)
+    if manifest:
+        out = manifest["output_dir"]
+        losses = manifest["losses"]
+        print(
+            f"done: {manifest['method']} on {manifest['model']['hub_id'] or manifest['model']['path']}, "
+            f"step {manifest['global_step']}, train loss {losses['final_train_loss']}, "
+            f"validation loss {losses['final_eval_loss']} -> {out} (loss.png, manifest.json, README.md)"
+        )
+        if manifest.get("overfitting"):
+            o = manifest["overfitting"]
+            print(f"pass@1: train {o['train_pass@1']}, held-out {o['heldout_pass@1']} -> {out}/overfitting.json")
+        for what, url in manifest.get("pushed", {}).items():
+            print(f"pushed {what}: {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,204 @@
+"""Prompt templates: every strategy renders in both styles, hashes track the text, CoT answers extract."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from letitcode import prompts
+from letitcode.errors import UserError
+from letitcode.extract import COMPLETION_STOPS, extract_code
+from letitcode.problems import Problem
+
+STRATEGIES = ("zero_shot", "few_shot", "cot", "cot_few_shot", "rag")
+
+LEET = Problem(
+    task_id="climbing-stairs",
+    source="test",
+    title="Climbing Stairs",
+    description="You are climbing a staircase. It takes n steps to reach the top. How many distinct ways?",
+    entry_point="Solution().climbStairs",
+    difficulty="Easy",
+    starter_code="class Solution:\n    def climbStairs(self, n: int) -> int:\n",
+)
+HUMANEVAL_LIKE = Problem(
+    task_id="T/0",
+    source="test",
+    title="add",
+    description="Add two numbers.",
+    entry_point="add",
+    prompt='def add(a: int, b: int) -> int:\n    """Add two numbers."""\n',
+)
+
+
+def exemplar(i: int, *, reasoning: bool = True) -> Problem:
+    return Problem(
+        task_id=f"ex-{i}",
+        source="train",
+        title=f"Example {i}",
+        description=f"Return {i} times the input x.",
+        entry_point="Solution().times",
+        difficulty="Easy",
+        reference=f"class Solution:\n    def times(self, x: int) -> int:\n        return {i} * x\n",
+        extra={"response": f"Multiplying by {i} is a single step.\n```python\nreturn {i} * x\n```\nIt runs in O(1)."}
+        if reasoning
+        else {},
+    )
+
+
+EXEMPLARS = [exemplar(1), exemplar(2)]
+
+
+def _needs(strategy: str) -> list[Problem]:
+    return EXEMPLARS if prompts.get_template(strategy).needs_exemplars else []
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_chat_rendering_has_problem_and_exemplars(strategy):
+    r = prompts.render(LEET, strategy, "chat", _needs(strategy))
+    assert r.style == "chat" and r.stops == ()
+    system, user = r.prompt
+    assert system["role"] == "system" and user["role"] == "user"
+    assert LEET.description in user["content"]
+    assert "def climbStairs" in user["content"]
+    for ex in _needs(strategy):
+        assert ex.description in user["content"] and ex.reference.strip() in user["content"]
+    if strategy == "cot_few_shot":
+        assert "Multiplying by 1 is a single step." in user["content"]
+        assert "return 1 * x\n```\nIt runs" not in user["content"]  # the reasoning shows no code
+    if strategy.startswith("cot"):
+        assert "step by step" in user["content"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_completion_rendering_leetcode_style_ends_in_an_open_code_block(strategy):
+    r = prompts.render(LEET, strategy, "completion", _needs(strategy))
+    assert isinstance(r.prompt, str) and r.code_prefix == ""
+    assert r.stops == prompts.BLOCK_STOPS
+    assert LEET.description in r.prompt
+    body = r.prompt.rsplit("```python\n", 1)[1]
+    assert "```" not in body  # the answer goes into the last, still open, block
+    if strategy.startswith("cot"):
+        assert body.startswith("# Let's think step by step")
+    for ex in _needs(strategy):
+        assert ex.reference.strip() in r.prompt
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_completion_rendering_humaneval_style_continues_the_prompt(strategy):
+    r = prompts.render(HUMANEVAL_LIKE, strategy, "completion", _needs(strategy))
+    assert r.prompt.endswith(r.code_prefix)
+    assert r.code_prefix.startswith(HUMANEVAL_LIKE.prompt.rstrip())
+    assert r.stops == COMPLETION_STOPS
+    # Whatever the cue, prompt + a plausible continuation is a valid program.
+    continuation = " add them.\n    return a + b\n" if strategy.startswith("cot") else "\n    return a + b\n"
+    compile(r.code_prefix + continuation, "<program>", "exec")
+    if _needs(strategy):
+        head = r.prompt[: -len(r.code_prefix)]
+        compile(head, "<exemplars>", "exec")  # exemplars ahead of a Python prompt are Python too
+        assert "return 2 * x" in head
+
+
+def test_template_hash_changes_with_any_text():
+    t = prompts.get_template("few_shot")
+    assert t.hash == prompts.get_template("few_shot").hash  # stable
+    for field in ("user", "system", "example", "completion", "example_completion", "code_cue", "version"):
+        changed = dataclasses.replace(t, **{field: getattr(t, field) + " "})
+        assert changed.hash != t.hash, field
+
+
+def test_every_strategy_has_its_own_hash_and_the_right_exemplar_needs():
+    hashes = {prompts.get_template(s).hash for s in STRATEGIES}
+    assert len(hashes) == len(STRATEGIES)
+    needs = {s for s in STRATEGIES if prompts.get_template(s).needs_exemplars}
+    assert needs == {"few_shot", "cot_few_shot", "rag"}
+    assert prompts.get_template("cot_few_shot").needs_reasoning
+    assert not prompts.get_template("few_shot").needs_reasoning
+
+
+def test_rendered_prompt_changes_with_template_text(monkeypatch):
+    before = prompts.render(LEET, "cot", "chat")
+    monkeypatch.setitem(prompts.TEMPLATES, "cot", dataclasses.replace(prompts.COT, user=prompts.COT.user + " Be brief."))
+    after = prompts.render(LEET, "cot", "chat")
+    assert after.template_hash != before.template_hash
+    assert after.prompt[1]["content"].endswith("Be brief.")
+
+
+def test_bad_inputs_are_user_errors():
+    with pytest.raises(UserError, match="unknown prompt strategy 'nope'"):
+        prompts.render(LEET, "nope")
+    with pytest.raises(UserError, match="takes no exemplars"):
+        prompts.render(LEET, "zero_shot", "chat", EXEMPLARS)
+    with pytest.raises(UserError, match="worked reasoning"):
+        prompts.render(LEET, "cot_few_shot", "chat", [exemplar(3, reasoning=False)])
+    with pytest.raises(UserError, match="no reference"):
+        prompts.render(LEET, "few_shot", "chat", [dataclasses.replace(exemplar(4), reference=None)])
+
+
+def test_exemplar_reasoning_keeps_prose_only_and_is_bounded():
+    response = (
+        "Certainly! Below is the complete implementation:\n```python\nclass Solution: ...\n```\n"
+        "### Explanation:\n- Use a hash map from value to index.\n- One pass suffices.\n" + "More detail. " * 200
+    )
+    text = prompts.exemplar_reasoning(dataclasses.replace(LEET, extra={"response": response}))
+    assert text.startswith("- Use a hash map")
+    assert "Certainly" not in text and "class Solution" not in text and "Explanation" not in text
+    assert len(text) <= prompts.MAX_REASONING_CHARS
+    assert prompts.exemplar_reasoning(LEET) == ""
+
+
+def test_sft_example_uses_the_zero_shot_prompt():
+    ex = prompts.sft_example(LEET, "```python\nclass Solution: pass\n```")
+    assert ex["prompt"] == prompts.render(LEET, "zero_shot", "chat").prompt
+    assert ex["completion"][0]["role"] == "assistant"
+
+
+# -- chain-of-thought answers: several code blocks, the final solution must win ---------------------------
+
+COT_ANSWER = """Let's think step by step.
+The number of ways to reach step n is ways(n-1) + ways(n-2), like Fibonacci. A naive recursion is:
+```python
+def ways(n):
+    return ways(n - 1) + ways(n - 2)
+```
+That is exponential. Memoising gives O(n). For example:
+```python
+print(Solution().climbStairs(3))  # 3
+```
+Final solution:
+```python
+class Solution:
+    def climbStairs(self, n: int) -> int:
+        a, b = 1, 1
+        for _ in range(n):
+            a, b = b, a + b
+        return a
+```
+This runs in O(n) time and O(1) space."""
+
+
+def test_cot_answer_with_several_blocks_extracts_the_final_solution():
+    ext = extract_code(COT_ANSWER, LEET.entry_point)
+    assert ext.method == "fenced"
+    assert "a, b = b, a + b" in ext.code and "print(" not in ext.code and "def ways" not in ext.code
+    ns: dict = {}
+    exec(ext.code, ns)
+    assert ns["Solution"]().climbStairs(5) == 8
+
+
+def test_cot_completion_style_answer_with_reasoning_comments_extracts_code():
+    # What a base model writes after the completion-style CoT cue (reasoning comments, then code).
+    text = " ways(n) = ways(n-1) + ways(n-2).\n# Iterate with two variables.\nclass Solution:\n    def climbStairs(self, n):\n        a, b = 1, 1\n        for _ in range(n):\n            a, b = b, a + b\n        return a\n"
+    ext = extract_code(text, LEET.entry_point)
+    assert ext.code is not None and ext.code.startswith("class Solution")
+    ns: dict = {}
+    exec(ext.code, ns)
+    assert ns["Solution"]().climbStairs(4) == 5
+
+
+def test_cot_answer_truncated_inside_the_final_block_keeps_what_parses():
+    text = COT_ANSWER.split("        return a")[0] + "        return a\n\n    def extra(self):\n        retu"
+    ext = extract_code(text, LEET.entry_point)
+    assert ext.truncated and "def climbStairs" in ext.code
+    compile(ext.code, "<t>", "exec")
