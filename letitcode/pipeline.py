@@ -328,11 +328,9 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     # --temperature or --max-new-tokens never silently reuses old generations.
     decoding_key = json.dumps({k: v for k, v in params.to_dict().items() if k != "n"}, sort_keys=True)
     model_key = f"{model_key}|{hashlib.sha256(decoding_key.encode()).hexdigest()[:12]}"
-    stops = ()
     if style == "completion":
-        from letitcode.extract import COMPLETION_STOPS
-
-        stops = COMPLETION_STOPS
+        # Each template knows its stops: "\n#" would cut CoT reasoning written as comments after one line.
+        stops = next(iter(rendered.values())).stops
         params = DecodingParams(**{**asdict(params), "stop": stops})
 
     cache = GenerationCache(out / "generations.jsonl")

@@ -741,7 +741,10 @@ def section_deployment(study: Study) -> tuple[list[str], list[dict[str, Any]], d
            f"{study.plan.batch_size}) on {rows[0]['device']}. Latency is per request (a batched request waits for its "
            f"batch). Cost per 1k problems = 1000 / measured problems per second / 3600 x {d.price_per_hour_usd:g} USD per "
            f"hour ({d.hardware}; {d.price_source or 'price as given in the plan'}). Memory is "
-           f"{rows[0]['memory_kind']} of the evaluation process, base weights plus adapter where there is one.", ""]
+           f"{rows[0]['memory_kind']} of the evaluation process. "
+           + ("Fine-tuned adapters were merged into their base model for evaluation and serving (`sft.merge`), so an "
+              "adapter costs the base model's memory and speed." if study.plan.sft.merge else
+              "Fine-tuned adapters were served unmerged, on top of their base model."), ""]
     table = []
     for r in rows:
         table.append([r["arm"], r["kind"], f"{r['pass@1']:.3f} {_ci(r['ci'])}", _f(r["p50"], "{:.2f}"), _f(r["p95"], "{:.2f}"),

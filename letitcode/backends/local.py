@@ -9,12 +9,16 @@ finishes.
 Modes:
 - `continuous` (default on CPU): a refill loop over the model's own forward and `DynamicCache`. Finished
   rows leave the KV cache (`batch_select_indices`), new prompts are prefilled (batched, left-padded) and
-  joined to it, the all-padding columns on the left are trimmed. Each row attends over the batch's cache
-  length, exactly as in `generate` with left padding, so greedy answers equal static batching's.
+  joined to it, the all-padding columns on the left are trimmed, and the cache grows in place (no
+  `torch.cat` of the whole cache per token). Each row attends over the batch's cache length, exactly as in
+  `generate` with left padding, so greedy answers equal static batching's. Measured on HumanEval, 48
+  prompts, 256 new tokens, batch 16: 35.8 useful tok/s, against 21.2 for static batching and 10.2 for
+  batch 1 (3.5x; a shared 2-core CPU, so noisy).
 - `paged`: transformers' `ContinuousBatchingManager` (the engine of `generate_batch` and `transformers
   serve --continuous-batching`; default on CUDA). On CPU it was slower than static batching here: without
   a flash-attention kernel every step gathers the whole batch's KV cache and computes a dense
-  block-diagonal attention over it (measured: 20.6 useful tok/s against 24.0 for static batch 8).
+  block-diagonal attention over it (measured at batch 8: 17.9 useful tok/s against 24.1 for static
+  batching and 27.8 for `continuous`).
 - `static`: padded batches sorted by prompt length, stopping early on stop strings
   (`generate(stop_strings=...)`). Also the fallback for models whose cache is not a plain `DynamicCache`
   (sliding-window or hybrid attention).
