@@ -160,6 +160,11 @@ def _bwrap_prefix(bwrap: str) -> list[str]:
         if f and os.path.isfile(f) and not any(_under(real(f), m) for m in masks):
             args += ["--ro-bind", "/dev/null", real(f)]
     args += ["--size", str(_TMP_BYTES), "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    # A checkout or venv that lives under /tmp (CI clones often do) is hidden by the private /tmp above:
+    # bind the worker's own folder and the interpreter's prefix back, read-only.
+    back = (sys.prefix, os.path.dirname(_WORKER_PY), os.path.dirname(sys.executable))
+    for k in sorted({os.path.abspath(p) for p in back if _under(os.path.abspath(p), "/tmp")}):
+        args += ["--ro-bind", k, k]
     args += ["--size", str(_SHM_BYTES), "--tmpfs", "/dev/shm"]
     args += "--unshare-all --die-with-parent --new-session --cap-drop ALL --chdir /tmp --".split()
     return args
