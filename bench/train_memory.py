@@ -77,12 +77,12 @@ def worker(args: argparse.Namespace) -> None:
     Path(args.result).write_text(json.dumps(result))
 
 
-def run_child(method: str, packing: bool, args: argparse.Namespace) -> dict:
+def run_child(method: str, packing: bool, args: argparse.Namespace, batch: int | None = None) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         result = f.name
     cmd = [
         sys.executable, __file__, "--worker", method, "--result", result, "--dataset", args.dataset,
-        "--steps", str(args.steps), "--batch", str(args.batch), "--max-length", str(args.max_length),
+        "--steps", str(args.steps), "--batch", str(batch or args.batch), "--max-length", str(args.max_length),
         "--gradient-checkpointing", args.gradient_checkpointing,
     ] + (["--packing"] if packing else [])  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -106,7 +106,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of " + ", ".join(METHODS))
     p.add_argument("--steps", type=int, default=4, help="optimizer steps per method (the first is not timed)")
-    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--batch", type=int, default=1, help="per step; 1 x 1024 tokens is the embedded recipes' shape")
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--dataset", default=str(LCD if LCD.exists() else FIXTURE))
     p.add_argument(
@@ -115,6 +115,13 @@ def main() -> int:
         default="on",
         help="on (TRL's default, and the GPU recipes'): activations stay small, so weights, gradients and "
         "optimizer states decide the memory; off (the CPU recipes'): activations dominate and PEFT saves little",
+    )
+    p.add_argument("--packing-method", default="lora", help="method for the packing vs padding comparison")
+    p.add_argument(
+        "--packing-batch",
+        type=int,
+        default=4,
+        help="examples (padding) or packed rows (packing) per step in that comparison; padding waste needs a batch",
     )
     p.add_argument("--json", help="also write the figures here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -125,8 +132,8 @@ def main() -> int:
         worker(args)
         return 0
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if "full" not in methods:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip() and m.strip() != "none"]
+    if methods and "full" not in methods:
         methods.insert(0, "full")  # the reference for every ratio
     print(f"data: {args.dataset} | embedded SmolLM2-135M-Instruct, fp32, CPU ({os.cpu_count()} cores) | "
           f"batch {args.batch}, max_length {args.max_length}, gradient checkpointing {args.gradient_checkpointing}, "
@@ -137,26 +144,30 @@ def main() -> int:
         r = rows[m]
         print(f"  {m:<6} peak RSS {r['peak_rss_mb']:7.0f} MB  {r['s_per_step']:6.2f} s/step  "
               f"trainable {r['trainable']:>11,}  ({r['wall_s']:.0f} s wall)", flush=True)  # fmt: skip
-    packed = run_child("lora", True, args) if "lora" in rows else None
-    if packed:
-        print(f"  lora+packing  {packed['tokens_per_s']:.0f} tok/s vs padding {rows['lora']['tokens_per_s']:.0f} tok/s")
-
-    full = rows["full"]
-    print("\n| method | peak RSS (MB) | RSS / full | s/step | s/step / full | trainable params | trainable / full |")
-    print("|---|---|---|---|---|---|---|")
-    for m, r in rows.items():
-        print(
-            f"| {m} | {r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] / full['peak_rss_mb']:.2f} | {r['s_per_step']:.2f} | "
-            f"{r['s_per_step'] / full['s_per_step']:.2f} | {r['trainable']:,} | {r['trainable'] / full['trainable']:.5f} |"
-        )
-    summary = {"config": vars(args) | {"worker": None}, "methods": rows, "lora_packing": packed}
-    if packed:
-        ratio = packed["tokens_per_s"] / rows["lora"]["tokens_per_s"]
-        summary["packing_vs_padding_tokens_per_s"] = ratio
-        print(f"\npacking vs padding (LoRA, real tokens/s): {ratio:.2f}x "
-              f"({packed['tokens_per_step']:.0f} vs {rows['lora']['tokens_per_step']:.0f} tokens per step)")  # fmt: skip
-        goal = rows["lora"]["peak_rss_mb"] / full["peak_rss_mb"]
-        print(f"LoRA peak RSS / full: {goal:.2f} (goal <= 0.60: {'met' if goal <= 0.6 else 'NOT met'})")
+    summary: dict = {"config": vars(args) | {"worker": None}, "methods": rows}
+    if rows:
+        full = rows["full"]
+        print("\n| method | peak RSS (MB) | RSS / full | s/step | s/step / full | trainable params | trainable / full |")
+        print("|---|---|---|---|---|---|---|")
+        for m, r in rows.items():
+            print(
+                f"| {m} | {r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] / full['peak_rss_mb']:.2f} | "
+                f"{r['s_per_step']:.2f} | {r['s_per_step'] / full['s_per_step']:.2f} | {r['trainable']:,} | "
+                f"{r['trainable'] / full['trainable']:.5f} |"
+            )
+        if "lora" in rows:
+            goal = rows["lora"]["peak_rss_mb"] / full["peak_rss_mb"]
+            print(f"LoRA peak RSS / full: {goal:.2f} (goal <= 0.60: {'met' if goal <= 0.6 else 'NOT met'})")
+    if args.packing_batch > 0:
+        pm, pb = args.packing_method, args.packing_batch
+        padded = rows[pm] if pm in rows and pb == args.batch else run_child(pm, False, args, batch=pb)
+        packed = run_child(pm, True, args, batch=pb)
+        ratio = packed["tokens_per_s"] / padded["tokens_per_s"]
+        summary["packing"] = {"method": pm, "batch": pb, "padded": padded, "packed": packed, "ratio": ratio}
+        print(f"\npacking vs padding ({pm}, {pb} rows/examples per step, real tokens/s): {ratio:.2f}x "
+              f"({packed['tokens_per_s']:.1f} vs {padded['tokens_per_s']:.1f} tok/s; "
+              f"{packed['tokens_per_step']:.0f} vs {padded['tokens_per_step']:.0f} real tokens per step; "
+              f"peak RSS {packed['peak_rss_mb']:.0f} vs {padded['peak_rss_mb']:.0f} MB)")  # fmt: skip
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(summary, indent=2))

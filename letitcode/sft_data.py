@@ -75,7 +75,9 @@ PRESETS: dict[str, dict[str, str]] = {
 }
 
 # LeetCodeDataset ends each query with the starter code; the zero-shot template shows the starter code itself.
-_LCD_TAIL = re.compile(r"\s*Please complete the following python code precisely:\s*```python\n(.*?)```\s*$", re.S)
+_LCD_TAIL = re.compile(
+    r"\s*Please complete the following python code precisely:\s*```python\n(.*?)```\s*$", re.S
+)
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.S | re.I)
 _PREFIX_WORDS = 32
 
@@ -147,7 +149,9 @@ def parse_column_map(value: str | Mapping[str, str] | None) -> dict[str, str]:
             pairs = [p for p in re.split(r"[,\s]+", text) if p]
             bad = [p for p in pairs if p.count("=") != 1]
             if bad:
-                raise UserError(f"--column_map: {bad[0]!r} is not FIELD=COLUMN (e.g. description=query,target=response)")
+                raise UserError(
+                    f"--column_map: {bad[0]!r} is not FIELD=COLUMN (e.g. description=query,target=response)"
+                )
             value = dict(p.split("=") for p in pairs)
     if not isinstance(value, Mapping):
         raise UserError(f"--column_map must map fields to columns, got {type(value).__name__}")
@@ -219,11 +223,15 @@ def split_solution(text: str) -> tuple[str | None, str]:
     if m is not None:
         explanation = (text[: m.start()] + "\n\n" + text[m.end() :]).strip()
     elif got.method == "unfenced":
-        explanation = text[: text.find(got.code.strip()[:40])].strip() if got.code.strip()[:40] in text else ""
+        explanation = (
+            text[: text.find(got.code.strip()[:40])].strip() if got.code.strip()[:40] in text else ""
+        )
     return got.code.strip("\n"), re.sub(r"\n{3,}", "\n\n", explanation)
 
 
-def format_completion(target: str, fmt: CompletionFormat, style: Style, *, source: str, row: int, column: str) -> str:
+def format_completion(
+    target: str, fmt: CompletionFormat, style: Style, *, source: str, row: int, column: str
+) -> str:
     """The completion text for one row, in the shape the evaluator's prompt asks for.
 
     chat: a ```python block (plus the original explanation with `code+explanation`).
@@ -415,7 +423,9 @@ def _bucket(key: str, seed: int) -> float:
     return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
 
 
-def split_by_problem(rows: Sequence[SFTRow], val_fraction: float, seed: int = 0) -> tuple[list[SFTRow], list[SFTRow]]:
+def split_by_problem(
+    rows: Sequence[SFTRow], val_fraction: float, seed: int = 0
+) -> tuple[list[SFTRow], list[SFTRow]]:
     """Deterministic train/validation split by problem (hash of the problem key), independent of row order.
 
     With a non-zero fraction and at least two problems, validation gets at least one problem and train keeps
@@ -502,7 +512,9 @@ def build_sft_data(
     label = raw.source
     preset, columns = detect_columns(raw.columns, parse_column_map(column_map), source=label)
     rows = [
-        row_to_sft(r, i, columns, source=label, preset=preset, completion_format=completion_format, style=style)
+        row_to_sft(
+            r, i, columns, source=label, preset=preset, completion_format=completion_format, style=style
+        )
         for i, r in enumerate(raw.rows)
     ]
     overridden = set(parse_column_map(column_map))
@@ -532,7 +544,9 @@ def build_sft_data(
     else:
         deco_info = {**(decontamination_info or {}), "enabled": False, "removed": 0}
     if not rows:
-        raise UserError(f"--dataset {dataset}: every row was removed by decontamination against the eval benchmark")
+        raise UserError(
+            f"--dataset {dataset}: every row was removed by decontamination against the eval benchmark"
+        )
     train, val = split_by_problem(rows, val_fraction, split_seed)
     if max_train_samples is not None:
         train = train[:max_train_samples]

@@ -752,8 +752,9 @@ def section_deployment(study: Study) -> tuple[list[str], list[dict[str, Any]], d
                       f"{r['memory_mb']:.0f}", f"{r['problems_per_s']:.3f}", f"{r['cost_per_1k']:.4f}",
                       _f(r["train_s"], "{:.0f}") if r["train_s"] is not None else "-",
                       f"{r['train_cost']:.4f}" if r["train_cost"] is not None else "-"])
+    mem_header = "GPU memory, peak (MB)" if rows[0]["memory_kind"].startswith("GPU") else "memory, peak RSS (MB; no GPU)"
     out += [md_table(["approach", "kind", "pass@1 [95% CI]", "latency p50 (s)", "latency p95 (s)", "tokens per solved problem",
-                      "peak memory (MB)", "problems / s", "cost per 1k problems (USD)", "training time (s)",
+                      mem_header, "problems / s", "cost per 1k problems (USD)", "training time (s)",
                       "training cost (USD)"], table, "ll" + "r" * 9), "", "![accuracy against cost](deployment.png)", ""]
     best, choice = rec["best"], rec["choice"]
     out += ["**Rule.** (1) Keep every approach whose pass@1 is not significantly below the most accurate one "

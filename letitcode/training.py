@@ -42,8 +42,25 @@ MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 # IA³ targets where PEFT has no default for the architecture (Phi-3 fuses q/k/v and gate/up projections).
 _IA3_FALLBACK = {"phi3": (["qkv_proj", "down_proj"], ["down_proj"])}
 # Pushed to the Hub from the output folder; checkpoints, evaluation scratch and pickles stay local.
-_PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", "eval/**", "merged/**", "runs/**", "training_args.bin", "*.pt"]
-_LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "huggingface_hub")
+_PUSH_IGNORE = [
+    "checkpoint-*",
+    "checkpoint-*/**",
+    "eval/**",
+    "merged/**",
+    "runs/**",
+    "training_args.bin",
+    "*.pt",
+]
+_LIBRARIES = (
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "bitsandbytes",
+    "huggingface_hub",
+)
 
 
 # ------------------------------------------------------------------------------------------- configuration
@@ -55,7 +72,10 @@ class SFTScriptArguments:
 
     method: str = field(
         default="lora",
-        metadata={"help": "Fine-tuning method; picks per-method defaults (see README).", "choices": list(METHODS)},
+        metadata={
+            "help": "Fine-tuning method; picks per-method defaults (see README).",
+            "choices": list(METHODS),
+        },
     )
     dataset_name: str = field(
         default=DEFAULT_DATASET,
@@ -91,11 +111,18 @@ class SFTScriptArguments:
         },
     )
     val_fraction: float = field(
-        default=0.1, metadata={"help": "Share of problems held out for validation (split by problem, hashed)."}
+        default=0.1,
+        metadata={"help": "Share of problems held out for validation (split by problem, hashed)."},
     )
-    split_seed: int = field(default=0, metadata={"help": "Seed of the train/validation split (not the training seed)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Keep at most this many training rows."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep at most this many validation rows."})
+    split_seed: int = field(
+        default=0, metadata={"help": "Seed of the train/validation split (not the training seed)."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Keep at most this many training rows."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Keep at most this many validation rows."}
+    )
     eval_benchmark: str = field(
         default="leetcode",
         metadata={
@@ -104,19 +131,28 @@ class SFTScriptArguments:
         },
     )
     eval_dataset: str | None = field(
-        default=None, metadata={"help": "Local file or Hub id of the evaluation benchmark (default: per benchmark)."}
+        default=None,
+        metadata={"help": "Local file or Hub id of the evaluation benchmark (default: per benchmark)."},
     )
     eval_split: str | None = field(default=None, metadata={"help": "Split of the evaluation benchmark."})
-    eval_revision: str | None = field(default=None, metadata={"help": "Hub revision of the evaluation benchmark."})
+    eval_revision: str | None = field(
+        default=None, metadata={"help": "Hub revision of the evaluation benchmark."}
+    )
     decontaminate: bool = field(
         default=True,
-        metadata={"help": "Remove training problems that appear in the evaluation benchmark (slug/title/description)."},
+        metadata={
+            "help": "Remove training problems that appear in the evaluation benchmark (slug/title/description)."
+        },
     )
     eval_after: bool = field(
         default=False,
-        metadata={"help": "After training, score pass@1 on a train subset and on held-out problems (overfitting.json)."},
+        metadata={
+            "help": "After training, score pass@1 on a train subset and on held-out problems (overfitting.json)."
+        },
     )
-    eval_limit: int = field(default=20, metadata={"help": "Problems per side for --eval_after (difficulty-stratified)."})
+    eval_limit: int = field(
+        default=20, metadata={"help": "Problems per side for --eval_after (difficulty-stratified)."}
+    )
     eval_max_new_tokens: int = field(default=512, metadata={"help": "Generation budget for --eval_after."})
     merge: bool = field(
         default=False,
@@ -127,11 +163,15 @@ class SFTScriptArguments:
     )
     resume: bool = field(
         default=True,
-        metadata={"help": "Resume from the last checkpoint in output_dir when there is one (rerun = resume)."},
+        metadata={
+            "help": "Resume from the last checkpoint in output_dir when there is one (rerun = resume)."
+        },
     )
     expected_gpu_memory_gb: float | None = field(
         default=None,
-        metadata={"help": "GPU memory the recipe expects per device; a smaller GPU gets a warning before loading."},
+        metadata={
+            "help": "GPU memory the recipe expects per device; a smaller GPU gets a warning before loading."
+        },
     )
 
 
@@ -199,7 +239,13 @@ def method_defaults(method: str, hw: Hardware) -> dict[str, Any]:
     }
     if method in ("lora", "qlora", "dora"):
         # Common LoRA practice (QLoRA paper, alignment-handbook recipes): r=16, alpha=2r, every linear layer.
-        d.update(learning_rate=2e-4, lora_r=16, lora_alpha=32, lora_dropout=0.05, lora_target_modules=["all-linear"])
+        d.update(
+            learning_rate=2e-4,
+            lora_r=16,
+            lora_alpha=32,
+            lora_dropout=0.05,
+            lora_target_modules=["all-linear"],
+        )
     if method == "qlora":
         d.update(bnb_4bit_quant_type="nf4", use_bnb_nested_quant=True)
     if method == "full":
@@ -259,7 +305,9 @@ def parse_args(argv: list[str] | None = None, *, hardware: Hardware | None = Non
     )
     # TRL 1.16's own SFTConfig default (gradient_checkpointing=True) trips transformers 5's rename warning on
     # every run; the flag still works (it mirrors activation_checkpointing), so the warning is only noise.
-    warnings.filterwarnings("ignore", message=r"`gradient_checkpointing` is deprecated", category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"`gradient_checkpointing` is deprecated", category=FutureWarning
+    )
     parser = make_parser()
     defaults = method_defaults(str(method), hardware or Hardware.detect())
     defaults["output_dir"] = str(Path("runs") / "sft" / f"{model_short_name(str(model))}-{method}")
@@ -284,7 +332,9 @@ def build_peft_config(method: str, model_args: Any, model_type: str | None) -> A
     """The PEFT config of `method`: TRL's `get_peft_config` for the LoRA family, IA³ from PEFT's defaults."""
     if method == "full":
         if model_args.load_in_4bit or model_args.load_in_8bit:
-            raise UserError("--method full cannot train a quantized model: drop --load_in_4bit/--load_in_8bit")
+            raise UserError(
+                "--method full cannot train a quantized model: drop --load_in_4bit/--load_in_8bit"
+            )
         return None
     if method == "ia3":
         from peft import IA3Config
@@ -301,7 +351,9 @@ def build_peft_config(method: str, model_args: Any, model_type: str | None) -> A
             raise UserError(
                 f"--method ia3: PEFT has no default IA³ modules for model type {model_type!r}; use --method lora"
             )
-        return IA3Config(task_type="CAUSAL_LM", target_modules=list(targets), feedforward_modules=list(ff or []))
+        return IA3Config(
+            task_type="CAUSAL_LM", target_modules=list(targets), feedforward_modules=list(ff or [])
+        )
     from trl import get_peft_config
 
     model_args.use_peft = True
@@ -352,13 +404,25 @@ def hyperparameters(method: str, sft_args: Any, peft_config: Any, quant: Any) ->
     hp["optim"] = str(hp["optim"].value if hasattr(hp["optim"], "value") else hp["optim"])
     hp["lr_scheduler_type"] = str(getattr(hp["lr_scheduler_type"], "value", hp["lr_scheduler_type"]))
     hp["effective_batch_size"] = (
-        sft_args.per_device_train_batch_size * sft_args.gradient_accumulation_steps * max(1, sft_args.world_size)
+        sft_args.per_device_train_batch_size
+        * sft_args.gradient_accumulation_steps
+        * max(1, sft_args.world_size)
     )
     if peft_config is not None:
         pc = peft_config.to_dict()
-        keep = ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "feedforward_modules")
+        keep = (
+            "peft_type",
+            "r",
+            "lora_alpha",
+            "lora_dropout",
+            "target_modules",
+            "use_dora",
+            "feedforward_modules",
+        )
         hp["peft"] = {
-            k: (sorted(v) if isinstance(v, (set, list)) else getattr(v, "value", v)) for k, v in pc.items() if k in keep
+            k: (sorted(v) if isinstance(v, (set, list)) else getattr(v, "value", v))
+            for k, v in pc.items()
+            if k in keep
         }
     if quant is not None:
         hp["quantization"] = {
@@ -433,7 +497,9 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
     return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
 
 
-def merge_adapter(adapter_dir: str | Path, base_path: str, out_dir: str | Path, dtype: str = "float32") -> Path:
+def merge_adapter(
+    adapter_dir: str | Path, base_path: str, out_dir: str | Path, dtype: str = "float32"
+) -> Path:
     """Merge an adapter into a fresh, unquantized copy of its base (QLoRA adapters too) and save it."""
     import torch
     from peft import PeftModel
@@ -546,7 +612,9 @@ def _staging(src: Path, dest: Path, *, base_hub_id: str | None) -> None:
     cfg_path = dest / "adapter_config.json"
     if cfg_path.exists() and base_hub_id:
         cfg = json.loads(cfg_path.read_text())
-        cfg["base_model_name_or_path"] = base_hub_id  # models.resolve maps the embedded model's id back offline
+        cfg["base_model_name_or_path"] = (
+            base_hub_id  # models.resolve maps the embedded model's id back offline
+        )
         cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
 
 
@@ -594,7 +662,12 @@ def evaluate_after(
         for side, rows in (("train", data.train), ("heldout", data.validation)):
             rows_file = write_rows(rows, eval_dir / f"{side}_rows.jsonl")
             res = run_eval(
-                EvalConfig(benchmark="leetcodedataset", dataset=str(rows_file), output_dir=str(eval_dir / side), **common)
+                EvalConfig(
+                    benchmark="leetcodedataset",
+                    dataset=str(rows_file),
+                    output_dir=str(eval_dir / side),
+                    **common,
+                )
             )
             sides[side] = {
                 "pass@1": res.get("pass@1"),
@@ -605,9 +678,12 @@ def evaluate_after(
                 "dataset_id": data.raw.source if data.raw.from_hub else None,
                 "revision": data.raw.revision,
                 "split": "train" if side == "train" else "validation",
-                "name": "LeetCodeDataset" + (" (held-out problems)" if side == "heldout" else " (training problems)"),
+                "name": "LeetCodeDataset"
+                + (" (held-out problems)" if side == "heldout" else " (training problems)"),
             }
-        note = "train and held-out problems both come from the SFT data; held-out problems were never trained on"
+        note = (
+            "train and held-out problems both come from the SFT data; held-out problems were never trained on"
+        )
     else:
         sides["train"] = None
         res = run_eval(
@@ -677,7 +753,9 @@ def _check_gpu_expectation(expected: float | None, hw: Hardware) -> str | None:
     return msg
 
 
-def train(script_args: Any, sft_args: Any, model_args: Any, *, callbacks: list[Any] | None = None) -> dict[str, Any]:
+def train(
+    script_args: Any, sft_args: Any, model_args: Any, *, callbacks: list[Any] | None = None
+) -> dict[str, Any]:
     """Run one SFT job end to end; returns the manifest (also written to OUTPUT_DIR/manifest.json).
 
     `callbacks` are extra `transformers.TrainerCallback`s (the memory benchmark times steps with one).
@@ -695,7 +773,9 @@ def train(script_args: Any, sft_args: Any, model_args: Any, *, callbacks: list[A
             raise UserError("--push_to_hub needs --hub_model_id ORG/NAME")
         hub.require_token("--push_to_hub")  # fail now, not after training
     if method == "qlora" and not model_args.load_in_4bit:
-        raise UserError("--method qlora loads the base in 4 bit: drop --load_in_4bit false, or use --method lora")
+        raise UserError(
+            "--method qlora loads the base in 4 bit: drop --load_in_4bit false, or use --method lora"
+        )
     if method == "qlora" and not torch.cuda.is_available():
         import bitsandbytes  # noqa: F401  (fails here, with its own message, where 4-bit cannot run)
 
@@ -715,7 +795,9 @@ def train(script_args: Any, sft_args: Any, model_args: Any, *, callbacks: list[A
         style = "chat" if getattr(tokenizer, "chat_template", None) else "completion"
 
     # the data first: an unreachable or malformed dataset fails before anything slower is loaded
-    raw = load_rows(script_args.dataset_name, split=script_args.dataset_train_split, revision=script_args.dataset_revision)
+    raw = load_rows(
+        script_args.dataset_name, split=script_args.dataset_train_split, revision=script_args.dataset_revision
+    )
     problems, deco_info = _load_decontamination(script_args)
     data = build_sft_data(
         script_args.dataset_name,
@@ -764,7 +846,9 @@ def train(script_args: Any, sft_args: Any, model_args: Any, *, callbacks: list[A
     model_type = AutoConfig.from_pretrained(resolved.path).model_type
     peft_config = build_peft_config(method, model_args, model_type)
     quant = get_quantization_config(model_args)
-    hp = hyperparameters(method, sft_args, peft_config, quant)  # before PEFT expands "all-linear" to module names
+    hp = hyperparameters(
+        method, sft_args, peft_config, quant
+    )  # before PEFT expands "all-linear" to module names
     init_kwargs: dict[str, Any] = {"dtype": model_args.dtype}
     if model_args.attn_implementation:
         init_kwargs["attn_implementation"] = model_args.attn_implementation
@@ -793,7 +877,10 @@ def train(script_args: Any, sft_args: Any, model_args: Any, *, callbacks: list[A
             "(the prompts are longer): raise --max_length"
         )
     if sft_args.packing:
-        print(f"packing: {len(train_ds)} examples into {kept} rows of up to {sft_args.max_length} tokens", file=sys.stderr)
+        print(
+            f"packing: {len(train_ds)} examples into {kept} rows of up to {sft_args.max_length} tokens",
+            file=sys.stderr,
+        )
         data.stats["packed_train_rows"] = kept
     else:
         if kept < len(train_ds):
@@ -856,10 +943,14 @@ def train(script_args: Any, sft_args: Any, model_args: Any, *, callbacks: list[A
     merged_dir = None
     if script_args.merge:
         if adapter:
-            merged_dir = merge_adapter(output_dir, base_path, output_dir / "merged", dtype=_merge_dtype(model_args))
+            merged_dir = merge_adapter(
+                output_dir, base_path, output_dir / "merged", dtype=_merge_dtype(model_args)
+            )
             manifest["merged_dir"] = str(merged_dir)
         else:
-            print("note: --merge does nothing for --method full (the model is already whole)", file=sys.stderr)
+            print(
+                "note: --merge does nothing for --method full (the model is already whole)", file=sys.stderr
+            )
 
     overfitting = None
     if script_args.eval_after:
@@ -875,11 +966,16 @@ def train(script_args: Any, sft_args: Any, model_args: Any, *, callbacks: list[A
     if merged_dir is not None:
         merged_repo = (script_args.merged_hub_model_id or f"{sft_args.hub_model_id}-merged") if push else None
         merged_card = build_card(
-            "full", {**manifest, "merged_from_adapter": repo_id or str(output_dir)}, repo_id=merged_repo,
-            overfitting=overfitting, has_loss_plot=False,
+            "full",
+            {**manifest, "merged_from_adapter": repo_id or str(output_dir)},
+            repo_id=merged_repo,
+            overfitting=overfitting,
+            has_loss_plot=False,
         )
         merged_card.save(merged_dir / "README.md")
-        _write_json(merged_dir / "manifest.json", {**manifest, "merged_from_adapter": repo_id or str(output_dir)})
+        _write_json(
+            merged_dir / "manifest.json", {**manifest, "merged_from_adapter": repo_id or str(output_dir)}
+        )
 
     if push:
         base_id = resolved.hub_id

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         if manifest.get("overfitting"):
             o = manifest["overfitting"]
-            print(f"pass@1: train {o['train_pass@1']}, held-out {o['heldout_pass@1']} -> {out}/overfitting.json")
+            print(
+                f"pass@1: train {o['train_pass@1']}, held-out {o['heldout_pass@1']} -> {out}/overfitting.json"
+            )
         for what, url in manifest.get("pushed", {}).items():
             print(f"pushed {what}: {url}")
     return 0

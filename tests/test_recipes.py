@@ -104,4 +104,7 @@ def test_accelerate_config_loads_with_valid_keys(path):
     if path.stem == "deepspeed_zero3":
         assert cfg.deepspeed_config["zero_stage"] == 3 and cfg.deepspeed_config["zero3_save_16bit_model"]
     if path.stem == "fsdp":
-        assert cfg.fsdp_config["fsdp_version"] == 2 and cfg.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+        assert (
+            cfg.fsdp_config["fsdp_version"] == 2
+            and cfg.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+        )

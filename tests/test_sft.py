@@ -70,7 +70,9 @@ def test_code_plus_explanation_keeps_the_target_and_completion_style_closes_the_
 
 def test_unknown_columns_fail_at_load_listing_the_columns_found(tmp_path):
     f = tmp_path / "odd.jsonl"
-    f.write_text(json.dumps({"question": "Add two numbers.", "answer": "def add(a, b):\n    return a + b"}) + "\n")
+    f.write_text(
+        json.dumps({"question": "Add two numbers.", "answer": "def add(a, b):\n    return a + b"}) + "\n"
+    )
     with pytest.raises(UserError) as e:
         sft_data.build_sft_data(str(f))
     assert "columns found: question, answer" in str(e.value) and "--column_map" in str(e.value)
@@ -99,13 +101,17 @@ def test_bad_row_names_its_index_and_field(tmp_path):
 
 def test_split_is_by_problem_deterministic_and_order_independent():
     def row(slug, i):
-        p = Problem(task_id=f"{slug}-{i}", source="t", title="", description=f"d {slug}", entry_point="f", slug=slug)
+        p = Problem(
+            task_id=f"{slug}-{i}", source="t", title="", description=f"d {slug}", entry_point="f", slug=slug
+        )
         return sft_data.SFTRow(i, p, "c", slug, "chat")
 
     rows = [row(f"p{k}", i) for i, k in enumerate([0, 1, 2, 3, 4, 5, 6, 7, 8, 9] * 3)]  # 3 rows per problem
     train, val = sft_data.split_by_problem(rows, 0.3, seed=0)
     assert {r.group for r in train}.isdisjoint({r.group for r in val}) and val and train
-    assert len(train) + len(val) == 30 and all(sum(r.group == g for r in val) == 3 for g in {r.group for r in val})
+    assert len(train) + len(val) == 30 and all(
+        sum(r.group == g for r in val) == 3 for g in {r.group for r in val}
+    )
     train2, val2 = sft_data.split_by_problem(list(reversed(rows)), 0.3, seed=0)
     assert {r.group for r in val2} == {r.group for r in val}
     _, val3 = sft_data.split_by_problem(rows, 0.3, seed=1)
@@ -128,7 +134,9 @@ def test_decontamination_by_slug_title_and_description():
     assert deco.reason(P(None, "Climbing  Stairs", "other text")) == "title"
     assert deco.reason(P(None, "", "you are GIVEN a string s -- reverse it")) == "description"
     assert deco.reason(P(None, "", long + " Constraints: 1 <= n")) == "description_prefix"
-    wrapped = "Please explain the following problem in detail and provide code in python:\nLong One\n\n" + long
+    wrapped = (
+        "Please explain the following problem in detail and provide code in python:\nLong One\n\n" + long
+    )
     assert deco.reason(P(None, "", wrapped)) == "description_prefix"  # an Alpaca instruction around the text
     assert deco.reason(P("three-sum", "Three Sum", "Find three numbers.")) is None
 
@@ -136,7 +144,9 @@ def test_decontamination_by_slug_title_and_description():
     assert data.decontamination == {"enabled": False, "removed": 0}
     same = Problem("q", "b", "", data.train[0].problem.description, "f")
     d2 = sft_data.build_sft_data(str(FIXTURE), decontaminate_against=[same])
-    assert d2.decontamination["removed_by"] == {"description": 1} and d2.stats["removed_by_decontamination"] == 1
+    assert (
+        d2.decontamination["removed_by"] == {"description": 1} and d2.stats["removed_by_decontamination"] == 1
+    )
     assert d2.stats["after_decontamination"] == 9 and d2.decontamination["benchmark_problems"] == 1
     assert same.description not in {r.problem.description for r in d2.train + d2.validation}
 
@@ -152,8 +162,13 @@ def test_leetcodedataset_rows_use_the_evaluators_problem_and_are_decontaminated(
     )
     assert data.preset == "leetcodedataset" and data.has_tests
     removed = data.decontamination["removed"]
-    assert data.stats["rows"] == 1890 and removed > 500 and data.stats["after_decontamination"] == 1890 - removed
-    assert data.decontamination["removed_by"]["slug"] > 0 and data.decontamination["removed_by"]["description_prefix"] > 0
+    assert (
+        data.stats["rows"] == 1890 and removed > 500 and data.stats["after_decontamination"] == 1890 - removed
+    )
+    assert (
+        data.decontamination["removed_by"]["slug"] > 0
+        and data.decontamination["removed_by"]["description_prefix"] > 0
+    )
     bench_slugs = {p.slug for p in bench.problems}
     assert not bench_slugs & {r.problem.slug for r in data.train + data.validation}
     # the SFT prompt is exactly what the evaluator renders for the same LeetCodeDataset problem
@@ -183,8 +198,13 @@ def test_precedence_defaults_method_yaml_cli(tmp_path):
     assert m.lora_target_modules == "all-linear" and t.output_dir == "runs/sft/embedded-lora"
     recipe = tmp_path / "r.yaml"
     recipe.write_text("method: qlora\nlearning_rate: 1.0e-4\nlora_r: 8\nmax_length: 256\n")
-    s, t, m = parse_args(["--config", str(recipe), "--lora_r", "4", "--model", "org/m@abc", "--dataset", "d.jsonl"], hardware=cpu)
-    assert s.method == "qlora" and m.load_in_4bit and m.use_bnb_nested_quant and m.bnb_4bit_quant_type == "nf4"
+    s, t, m = parse_args(
+        ["--config", str(recipe), "--lora_r", "4", "--model", "org/m@abc", "--dataset", "d.jsonl"],
+        hardware=cpu,
+    )
+    assert (
+        s.method == "qlora" and m.load_in_4bit and m.use_bnb_nested_quant and m.bnb_4bit_quant_type == "nf4"
+    )
     assert (t.learning_rate, m.lora_r, t.max_length) == (1e-4, 4, 256)  # YAML over method, CLI over YAML
     assert m.model_name_or_path == "org/m@abc" and s.dataset_name == "d.jsonl"
     assert t.output_dir == "runs/sft/m-qlora"
@@ -295,7 +315,10 @@ def test_every_method_trains_two_steps_then_reloads_and_generates(method, tiny_m
     assert (out / "loss.png").stat().st_size > 1000
     saved = json.loads((out / "manifest.json").read_text())
     assert saved["model"]["hub_id"] == TINY_HUB_ID and saved["model"]["fingerprint"]
-    assert saved["data"]["version"] and saved["data"]["counts"]["train"] + saved["data"]["counts"]["validation"] == 10
+    assert (
+        saved["data"]["version"]
+        and saved["data"]["counts"]["train"] + saved["data"]["counts"]["validation"] == 10
+    )
     assert saved["data"]["decontamination"]["enabled"] is False
     assert saved["seed"] == 42 and saved["library_versions"]["trl"] == "1.16.0"
     params = saved["parameters"]
@@ -356,7 +379,9 @@ def test_params_ratios_lora_vs_ia3_vs_full(tiny_model):
     for method in ("lora", "ia3"):
         _, _, m = parse_args(["--method", method], hardware=Hardware(False, False))
         cfg = build_peft_config(method, m, "llama")
-        out[method] = count_parameters(get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model)), cfg))
+        out[method] = count_parameters(
+            get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model)), cfg)
+        )
     assert out["ia3"]["trainable"] < out["lora"]["trainable"] < full["trainable"]
     assert out["lora"]["total"] > full["total"] == out["ia3"]["total"] - out["ia3"]["trainable"]
 
@@ -388,7 +413,9 @@ class Recorder:
 
     def upload_folder(self, *, repo_id, folder_path, **kw):
         files = {
-            p.relative_to(folder_path).as_posix(): p.read_bytes() for p in Path(folder_path).rglob("*") if p.is_file()
+            p.relative_to(folder_path).as_posix(): p.read_bytes()
+            for p in Path(folder_path).rglob("*")
+            if p.is_file()
         }
         self.calls.append(("upload_folder", {"repo_id": repo_id, "files": files, **kw}))
         return type("Info", (), {"commit_url": f"commit://{repo_id}/{len(self.calls)}"})()
@@ -409,7 +436,14 @@ def test_push_to_hub_uploads_adapter_card_and_merged_model(tiny_model, tmp_path)
     uploads = {kw["repo_id"]: kw["files"] for name, kw in rec.calls if name == "upload_folder"}
 
     files = uploads["org/tiny-lora"]
-    for f in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "README.md", "loss.png", "manifest.json"):
+    for f in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        "README.md",
+        "loss.png",
+        "manifest.json",
+    ):
         assert f in files, f
     assert not [f for f in files if f.startswith(("checkpoint-", "merged/", "eval/")) or f.endswith(".bin")]
     assert json.loads(files["adapter_config.json"])["base_model_name_or_path"] == TINY_HUB_ID
@@ -420,7 +454,7 @@ def test_push_to_hub_uploads_adapter_card_and_merged_model(tiny_model, tmp_path)
     card = ModelCard.load(card_path)
     assert card.data.base_model == TINY_HUB_ID and card.data.library_name == "peft"
     assert card.data.model_name == "org/tiny-lora" and "lora" in card.data.tags
-    assert "AutoPeftModelForCausalLM.from_pretrained(\"org/tiny-lora\")" in card.text
+    assert 'AutoPeftModelForCausalLM.from_pretrained("org/tiny-lora")' in card.text
     assert "| learning_rate | 0.0002 |" in card.text and "| peft.r | 16 |" in card.text
 
     merged = uploads["org/tiny-lora-merged"]
@@ -432,7 +466,11 @@ def test_push_to_hub_uploads_adapter_card_and_merged_model(tiny_model, tmp_path)
 
 
 def test_push_without_token_fails_before_training(tiny_model, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")
+    }
     env.update(HF_HOME=str(tmp_path / "hf-home"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     out = tmp_path / "out"
     proc = subprocess.run(
@@ -463,8 +501,12 @@ def test_eval_after_writes_train_and_heldout_pass_at_1(tiny_model, tmp_path):
         res = json.loads((out / "eval" / side / "results.json").read_text())
         assert res["pass@1"] == o[f"{side}_pass@1"]
         assert (out / "eval" / side / "samples.jsonl").exists()
-    train_ids = {json.loads(x)["task_id"] for x in (out / "eval" / "train_rows.jsonl").read_text().splitlines()}
-    held_ids = {json.loads(x)["task_id"] for x in (out / "eval" / "heldout_rows.jsonl").read_text().splitlines()}
+    train_ids = {
+        json.loads(x)["task_id"] for x in (out / "eval" / "train_rows.jsonl").read_text().splitlines()
+    }
+    held_ids = {
+        json.loads(x)["task_id"] for x in (out / "eval" / "heldout_rows.jsonl").read_text().splitlines()
+    }
     assert train_ids and held_ids and not train_ids & held_ids
 
 
@@ -476,7 +518,11 @@ def test_eval_after_without_tests_scores_the_decontaminated_benchmark(tiny_model
     )  # fmt: skip
     o = json.loads((out / "overfitting.json").read_text())
     assert o["train_pass@1"] is None and o["train"] is None and "no tests" in o["note"]
-    assert 0.0 <= o["heldout_pass@1"] <= 1.0 and o["heldout"]["n"] == 3 and o["heldout"]["benchmark"] == "leetcode"
+    assert (
+        0.0 <= o["heldout_pass@1"] <= 1.0
+        and o["heldout"]["n"] == 3
+        and o["heldout"]["benchmark"] == "leetcode"
+    )
     deco = manifest["data"]["decontamination"]
     assert deco["enabled"] and deco["benchmark"]["name"] == "leetcode" and deco["benchmark_problems"] == 1405
     assert manifest["data"]["counts"]["removed_by_decontamination"] == deco["removed"]
@@ -495,7 +541,9 @@ def test_embedded_model_lora_end_to_end(tmp_path):
             "--decontaminate", "false", "--output_dir", str(out), "--max_steps", "2", "--max_length", "256",
             "--packing", "false", "--per_device_train_batch_size", "2", "--eval_steps", "2", "--save_steps", "2"]  # fmt: skip
     manifest = train(*parse_args(argv, hardware=Hardware(False, False)))
-    assert manifest["global_step"] == 2 and manifest["model"]["hub_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert (
+        manifest["global_step"] == 2 and manifest["model"]["hub_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    )
     assert all(math.isfinite(v) for _, v in _losses(out))
     model = AutoPeftModelForCausalLM.from_pretrained(str(out))
     tok = AutoTokenizer.from_pretrained(out)
