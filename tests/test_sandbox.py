@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import resource
 import secrets
+import shutil
 import socket
 import sys
 import textwrap
@@ -517,6 +518,94 @@ def test_credential_files_are_masked(monkeypatch):
     finally:
         (hf_home / "token").unlink(missing_ok=True)
         hf_home.rmdir()
+
+
+# --------------------------------------------------------------------------------------------------
+# The fallback levels (no bubblewrap): verdicts and what model code can still reach
+# --------------------------------------------------------------------------------------------------
+def level_box(level: str) -> Sandbox:
+    import letitcode.sandbox as sandbox
+
+    if level == "bwrap" and not sandbox.shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed")
+    try:
+        return Sandbox(1, memory_mb=1024, isolation=level)
+    except UserError as e:
+        pytest.skip(f"isolation {level!r} is not usable here: {e}")
+
+
+@pytest.mark.parametrize("level", ["bwrap", "unshare", "rlimits"])
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGINT"])
+def test_job_that_signals_its_worker_never_passes_on_wrong_code(level, sig):
+    """In a pid namespace the worker is init, which ignores such signals from inside; as an unprivileged uid the
+    job may not signal it at all: either way the verdict is the job's own, and the pool carries on."""
+    kill = f"import os, signal\ntry:\n    os.kill(os.getppid(), signal.{sig})\nexcept OSError:\n    pass\n"
+    with level_box(level) as box:
+        r = box.run(
+            [
+                job(kill + "def f():\n    return 2\n"),
+                job(kill + "def f():\n    return 1\n"),
+                job("def f():\n    return 1\n"),
+            ],
+            progress=False,
+        )
+    assert not r[0].passed and r[0].status in ("killed", "wrong_answer"), r[0]
+    assert r[1].status in ("killed", "passed"), r[1]  # passed only when its tests ran to their end
+    assert r[1].passed == (r[1].status == "passed") and r[2].passed
+
+
+@pytest.mark.parametrize("level", ["unshare", "rlimits"])
+def test_fallback_levels_run_jobs_unprivileged_when_root(level):
+    if os.geteuid() != 0:
+        pytest.skip("the scorer is not root: jobs already run as its own unprivileged user")
+    import tempfile
+
+    shelf = Path(tempfile.mkdtemp(prefix="letitcode-shelf-"))  # in the world-traversable temp folder
+    try:
+        shelf.chmod(0o711)
+        token = shelf / "token"
+        token.write_text("hf_secret_token_value")
+        token.chmod(0o600)  # as ~/.cache/huggingface/token is: only the file's own mode protects it
+        with level_box(level) as box:
+            uid = sandbox_uid()
+            who = box.run(
+                [
+                    job(
+                        "import os\ndef f():\n    return os.geteuid(), os.getegid(), os.getgroups()\n",
+                        (f"assert candidate() == ({uid}, {uid}, [])",),
+                    )
+                ],
+                progress=False,
+            )[0]
+            assert who.passed, who  # checked first: the kill(-1) job below is only safe as nobody
+            r = box.run(
+                [
+                    job(f"def f():\n    return open({str(token)!r}).read()\n", ("assert candidate() == ''",)),
+                    job(
+                        "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
+                        "def f():\n    return 1\n"
+                    ),
+                    job(
+                        "import os, time\ndef f():\n    for _ in range(8):\n        os.fork()\n    time.sleep(5)\n",
+                        timeout=3,
+                    ),
+                    job("def f():\n    return 1\n"),
+                ],
+                progress=False,
+            )
+    finally:
+        shutil.rmtree(shelf, ignore_errors=True)
+    assert (r[0].status, r[0].exception_type) == ("runtime_error", "PermissionError"), r[0]
+    # kill(-1) as nobody reaches only nobody's processes: this test process is still here to check.
+    assert r[1].status in ("passed", "killed"), r[1]
+    assert not r[2].passed and r[2].duration_s < 4, r[2]  # RLIMIT_NPROC holds per uid
+    assert r[3].passed
+
+
+def sandbox_uid() -> int:
+    import letitcode.sandbox as sandbox
+
+    return sandbox.NOBODY_UID
 
 
 def test_run_jobs_convenience():

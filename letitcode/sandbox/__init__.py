@@ -44,6 +44,7 @@ _TMP_BYTES = 256 << 20  # the worker's private /tmp (tmpfs, memory-backed) under
 _SHM_BYTES = 16 << 20
 _START_TIMEOUT_S = 60.0
 _GRACE_S = 10.0  # how long past a job's own timeout the parent waits for its worker to answer
+NOBODY_UID = 65534  # the uid (and gid) jobs run as at the fallback levels when the scorer is root
 _WORKER_NPROC = 64  # processes allowed in a worker's pid namespace (bwrap, unshare)
 _AHEAD = 2  # jobs queued per worker (the running one and the next)
 _AHEAD_BYTES = 48 << 10  # ... as long as they fit in a pipe buffer together
@@ -181,16 +182,26 @@ def _launch_commands(level: str) -> list[tuple[list[str], dict[str, str]]]:
         flags = f"--sweep pidns --tmp /tmp --clean-tmp --nproc {_WORKER_NPROC} --nproc-rlimit".split()
         argv = [*_bwrap_prefix(bwrap), *worker, *flags]
         return [(argv, _worker_env("/tmp"))]
+    drop = _drop_args()
     if level == "unshare":
         unshare = shutil.which("unshare")
         if not unshare:
             return []
         full = [unshare, "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
         return [
-            ([*full, *worker, "--sweep", "pidns", "--nproc", str(_WORKER_NPROC)], _worker_env(host_tmp)),
-            ([unshare, "--net", "--", *worker, "--sweep", "subreaper"], _worker_env(host_tmp)),
+            (
+                [*full, *worker, "--sweep", "pidns", "--nproc", str(_WORKER_NPROC), *drop],
+                _worker_env(host_tmp),
+            ),
+            ([unshare, "--net", "--", *worker, "--sweep", "subreaper", *drop], _worker_env(host_tmp)),
         ]
-    return [([*worker, "--sweep", "subreaper"], _worker_env(host_tmp))]
+    return [([*worker, "--sweep", "subreaper", *drop], _worker_env(host_tmp))]
+
+
+def _drop_args() -> list[str]:
+    """Without bubblewrap's user namespace, a scorer running as root would run model code as real root:
+    the fallback levels then run each job as the unprivileged `nobody` uid instead."""
+    return ["--drop-uid", str(NOBODY_UID)] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
 
 
 _PROBE_JOB = ExecJob(
@@ -250,11 +261,20 @@ def _resolve_isolation(requested: str) -> tuple[str, list[str], dict[str, str]]:
 
 
 def _warn(level: str, reasons: list[str]) -> None:
+    if _drop_args():
+        who = (
+            f"as uid {NOBODY_UID} (nobody), so it cannot read root-only files such as "
+            "~/.cache/huggingface/token or signal your processes, but it can read every world-readable file "
+            "and write to world-writable places such as /tmp"
+        )
+    else:
+        who = (
+            "as you: it can read your files (including ~/.cache/huggingface/token) and write wherever you can"
+        )
     weaker = {
-        "unshare": "no network and a private pid namespace, but model code can read your files (including "
-        "~/.cache/huggingface/token) and write wherever you can",
-        "rlimits": "only rlimits and a scrubbed environment: model code can read your files (including "
-        "~/.cache/huggingface/token), write wherever you can, use the network and signal your processes",
+        "unshare": f"no network and a private pid namespace; it runs {who}",
+        "rlimits": f"only rlimits and a scrubbed environment, with the network reachable; it runs {who}"
+        + ("" if _drop_args() else ", and it can signal your processes"),
     }[level]
     bar = "!" * 100
     print(

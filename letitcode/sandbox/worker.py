@@ -226,6 +226,13 @@ def _child(job: dict, jobdir: str, out_w: int, err_w: int, rep_w: int, key_r: in
     os.close(4)
     holder = [key]  # handed over in a list that the harness empties: no frame keeps the key
     del key
+    if cfg.get("drop_uid") is not None:
+        # Fallback levels have no user namespace: as host root, model code could read the HF token,
+        # write anywhere and signal every process (kill(-1)). As an unprivileged uid it can do none of that.
+        os.setgroups([])
+        os.setgid(cfg["drop_uid"])
+        os.setuid(cfg["drop_uid"])
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a change of credentials clears it
 
     os.chdir(jobdir)
     env = {
@@ -249,10 +256,10 @@ def _child(job: dict, jobdir: str, out_w: int, err_w: int, rep_w: int, key_r: in
     if job.get("memory_mb"):
         mem = int(job["memory_mb"]) << 20
         limits.append((resource.RLIMIT_AS, mem, mem))
-    if cfg.get("nproc_rlimit") and cfg.get("nproc") and hasattr(resource, "RLIMIT_NPROC"):
-        # Counted per user namespace under bwrap; the kernel does not enforce it for a process mapped
-        # to host root, which is why the worker also watches the process count (see _run_job).
-        limits.append((resource.RLIMIT_NPROC, cfg["nproc"], cfg["nproc"]))
+    if (cfg.get("nproc_rlimit") or cfg.get("drop_uid") is not None) and hasattr(resource, "RLIMIT_NPROC"):
+        # Counted per user namespace under bwrap, per uid after a drop; the kernel does not enforce it for
+        # a process mapped to host root, which is why the worker also watches the process count (_run_job).
+        limits.append((resource.RLIMIT_NPROC, cfg["nproc"] or 64, cfg["nproc"] or 64))
     for which, soft, hard in limits:
         try:
             resource.setrlimit(which, (soft, hard))
@@ -492,6 +499,8 @@ def _run_job(job: dict, cfg: dict) -> dict:
     timeout = float(job["timeout_s"])
     cap = int(job.get("max_output_bytes", 65536))
     jobdir = tempfile.mkdtemp(prefix="job-", dir=cfg["tmp"])
+    if cfg.get("drop_uid") is not None:
+        os.chown(jobdir, cfg["drop_uid"], cfg["drop_uid"])
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe()
@@ -676,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
         "--nproc", type=int, default=0, help="pidns only: kill a job once its namespace holds more"
     )
     ap.add_argument("--nproc-rlimit", action="store_true", help="also set RLIMIT_NPROC (own user namespace)")
+    ap.add_argument("--drop-uid", type=int, default=None, help="run jobs as this uid and gid (needs root)")
     ap.add_argument("--fsize", type=int, default=10 << 20)
     ap.add_argument("--nofile", type=int, default=64)
     args = ap.parse_args(argv)
@@ -688,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
     preloaded: set[str] = set()
     _preload(PRELOAD, preloaded)
     own_tmp = not args.tmp
+    if args.drop_uid is not None and os.geteuid() != 0:
+        args.drop_uid = None  # nothing to drop: we already run unprivileged
     cfg = {
         "sweep": args.sweep,
         "tmp": args.tmp or tempfile.mkdtemp(prefix="letitcode-sandbox-"),
@@ -696,9 +708,12 @@ def main(argv: list[str] | None = None) -> int:
         "nproc_rlimit": args.nproc_rlimit,
         "fsize": args.fsize,
         "nofile": args.nofile,
+        "drop_uid": args.drop_uid,
         "preloaded": preloaded,
         "selector": selectors.DefaultSelector(),
     }
+    if args.drop_uid is not None:
+        os.chmod(cfg["tmp"], 0o711)  # jobs (another uid) reach their own folder in it, and list nothing
     # Keep the protocol on private descriptors; 0 and 1 point to /dev/null from here on.
     proto_in, proto_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
