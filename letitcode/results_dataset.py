@@ -169,9 +169,9 @@ def _encode_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
             for row in rows:
                 if row[col] is not None:
                     row[col] = json.dumps(row[col], default=str)
-        elif kinds == {"num"}:
+        elif kinds == {"num"} and any(isinstance(row[col], float) for row in rows):
             for row in rows:  # ints and floats in one column: floats throughout
-                if row[col] is not None and any(isinstance(r[col], float) for r in rows):
+                if row[col] is not None:
                     row[col] = float(row[col])
     return rows
 
