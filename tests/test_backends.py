@@ -60,10 +60,12 @@ def test_endpoint_arguments_are_checked(kind):
 class Scripted:
     """A tiny OpenAI-compatible server: answers per a script of status codes, and records concurrency."""
 
-    def __init__(self, statuses=(), delay_s=0.0, model="m"):
+    def __init__(self, statuses=(), delay_s=0.0, model="m", tgi=False):
         self.statuses = list(statuses)
         self.delay_s = delay_s
         self.model = model
+        self.tgi = tgi  # also speak TGI's own API: GET /info and the native generate route (POST /)
+        self.bodies: list[dict] = []
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -83,7 +85,9 @@ class Scripted:
                 self.wfile.write(body)
 
             def do_GET(self):
-                if self.path.endswith("/models"):
+                if owner.tgi and self.path == "/info":
+                    self._send(200, {"model_id": owner.model, "model_sha": "abc123", "version": "3.3.0"})
+                elif self.path.endswith("/models"):
                     self._send(200, {"object": "list", "data": [{"id": owner.model, "object": "model"}]})
                 else:
                     self._send(404, {"detail": "not found"})
@@ -91,6 +95,7 @@ class Scripted:
             def do_POST(self):
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with owner.lock:
+                    owner.bodies.append({"path": self.path, **req})
                     owner.posts += 1
                     owner.in_flight += 1
                     owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
@@ -99,6 +104,21 @@ class Scripted:
                     time.sleep(owner.delay_s)
                     if status != 200:
                         self._send(status, {"detail": f"scripted {status}"})
+                        return
+                    if "inputs" in req:  # TGI's native route: POST / answers a list with one generation
+                        if not owner.tgi or self.path not in ("/", "/generate"):
+                            self._send(404, {"error": "no such route"})
+                            return
+                        n = min(7, req["parameters"]["max_new_tokens"])
+                        finish = "length" if n == req["parameters"]["max_new_tokens"] else "eos_token"
+                        details = {
+                            "finish_reason": finish,
+                            "generated_tokens": n,
+                            "seed": req["parameters"].get("seed"),
+                            "prefill": [],
+                            "tokens": [],
+                        }
+                        self._send(200, [{"generated_text": " return 1" if n else "", "details": details}])
                         return
                     text = "echo: " + req["messages"][-1]["content"]
                     self._send(
@@ -109,7 +129,11 @@ class Scripted:
                             "created": 0,
                             "model": req["model"],
                             "choices": [
-                                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": text},
+                                }
                             ],
                             "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
                         },
@@ -196,12 +220,49 @@ def test_model_name_must_be_served():
             make_backend("openai", "embedded", endpoint=srv.url)
 
 
+def test_tgi_native_generate_route_for_completion_prompts():
+    """Completion prompts take TGI's own route (POST / with inputs/parameters, details for the token count and
+    finish reason) and the server's /info names the model; chat prompts still take the chat route."""
+    with Scripted(model="bigcode/tiny", tgi=True) as srv:
+        b = make_backend("tgi", "auto", endpoint=srv.url + "/v1", concurrency=2, timeout_s=10)
+        reqs = [GenRequest("def f():\n", "k0"), GenRequest("def g():\n", "k1")]
+        out = dict(b.generate(reqs, DecodingParams(max_new_tokens=7, stop=("\ndef",)), progress=False))
+        chat = dict(b.generate(_requests(1), DecodingParams(max_new_tokens=8), progress=False))
+    assert [(g.text, g.n_tokens, g.finish_reason) for _, g in sorted(out.items())] == [
+        (" return 1", 7, "length")
+    ] * 2
+    native = sorted((x for x in srv.bodies if "inputs" in x), key=lambda x: x["inputs"])
+    assert [x["inputs"] for x in native] == ["def f():\n", "def g():\n"] and {x["path"] for x in native} == {
+        "/"
+    }
+    params = native[0]["parameters"]
+    assert params["max_new_tokens"] == 7 and params["details"] is True and params["do_sample"] is False
+    assert params["stop"] == ["\ndef"] and params["return_full_text"] is False
+    assert chat[0].text == "echo: q0" and any(x["path"] == "/v1/chat/completions" for x in srv.bodies)
+    assert b.describe()["server"]["model_id"] == "bigcode/tiny" and b.describe()["model"] == "bigcode/tiny"
+
+
+def test_tgi_completion_prompt_on_a_server_without_the_native_route_says_what_to_use():
+    with Scripted(model="m") as srv:  # an OpenAI-compatible server only (vLLM, transformers serve)
+        b = make_backend("tgi", "m", endpoint=srv.url, concurrency=1, timeout_s=10)
+        with pytest.raises(UserError, match="no TGI generate route") as err:
+            list(
+                b.generate([GenRequest("def f():\n", "k")], DecodingParams(max_new_tokens=4), progress=False)
+            )
+    assert srv.url in str(err.value) and "--backend openai" in str(err.value)
+
+
 # ---------------------------------------------------------------------------------------- real server
 
 
 def _icl(args, env, cwd):
     return subprocess.run(
-        [sys.executable, str(REPO / "icl" / "run.py"), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=900
+        [sys.executable, str(REPO / "icl" / "run.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=900,
     )
 
 
@@ -218,12 +279,38 @@ def test_transformers_serve_through_openai_and_tgi_backends(tmp_path):
         runs = {
             "openai": ["--endpoint", f"{server.url}/v1", "--strategy", "zero_shot"],
             # few-shot exemplars from the embedded HumanEval: works offline, exercises retrieval end to end
-            "tgi": ["--endpoint", server.url, "--strategy", "few_shot", "--exemplar_dataset", "humaneval", "--k_shots", "1"],
+            "tgi": [
+                "--endpoint",
+                server.url,
+                "--strategy",
+                "few_shot",
+                "--exemplar_dataset",
+                "humaneval",
+                "--k_shots",
+                "1",
+            ],
         }
         for kind, extra in runs.items():
             out = tmp_path / kind
-            args = ["--backend", kind, "--model", "embedded", "--benchmark", "leetcode", "--limit", "2",
-                    "--max_new_tokens", "24", "--concurrency", "2", "--output_dir", str(out), "--progress", "false", *extra]
+            args = [
+                "--backend",
+                kind,
+                "--model",
+                "embedded",
+                "--benchmark",
+                "leetcode",
+                "--limit",
+                "2",
+                "--max_new_tokens",
+                "24",
+                "--concurrency",
+                "2",
+                "--output_dir",
+                str(out),
+                "--progress",
+                "false",
+                *extra,
+            ]
             proc = _icl(args, env, tmp_path)
             assert proc.returncode == 0, proc.stderr[-3000:] + server.log_tail()
             samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
