@@ -1,7 +1,7 @@
 """Run the LetItCode study from a plan and write its report (report.md + PNGs) to --output-dir.
 
     python experiments/study.py --preset micro --output-dir runs/study-micro          # minutes, every section
-    python experiments/study.py --preset embedded-cpu --output-dir runs/study         # about an hour on 2 cores
+    python experiments/study.py --preset embedded-cpu --output-dir runs/study         # about 40 minutes on 2 cores
     python experiments/study.py --preset llama-3.1-8b-instruct --output-dir runs/llama  # GPU + Hub
 
 Presets are YAML plans in experiments/plans/ (or pass --plan FILE). Rerunning the same command resumes: every
