@@ -129,11 +129,7 @@ class Scripted:
                             "created": 0,
                             "model": req["model"],
                             "choices": [
-                                {
-                                    "index": 0,
-                                    "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": text},
-                                }
+                                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
                             ],
                             "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
                         },
@@ -257,12 +253,7 @@ def test_tgi_completion_prompt_on_a_server_without_the_native_route_says_what_to
 
 def _icl(args, env, cwd):
     return subprocess.run(
-        [sys.executable, str(REPO / "icl" / "run.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=900,
+        [sys.executable, str(REPO / "icl" / "run.py"), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=900
     )
 
 
@@ -279,38 +270,12 @@ def test_transformers_serve_through_openai_and_tgi_backends(tmp_path):
         runs = {
             "openai": ["--endpoint", f"{server.url}/v1", "--strategy", "zero_shot"],
             # few-shot exemplars from the embedded HumanEval: works offline, exercises retrieval end to end
-            "tgi": [
-                "--endpoint",
-                server.url,
-                "--strategy",
-                "few_shot",
-                "--exemplar_dataset",
-                "humaneval",
-                "--k_shots",
-                "1",
-            ],
+            "tgi": ["--endpoint", server.url, "--strategy", "few_shot", "--exemplar_dataset", "humaneval", "--k_shots", "1"],
         }
         for kind, extra in runs.items():
             out = tmp_path / kind
-            args = [
-                "--backend",
-                kind,
-                "--model",
-                "embedded",
-                "--benchmark",
-                "leetcode",
-                "--limit",
-                "2",
-                "--max_new_tokens",
-                "24",
-                "--concurrency",
-                "2",
-                "--output_dir",
-                str(out),
-                "--progress",
-                "false",
-                *extra,
-            ]
+            args = ["--backend", kind, "--model", "embedded", "--benchmark", "leetcode", "--limit", "2",
+                    "--max_new_tokens", "24", "--concurrency", "2", "--output_dir", str(out), "--progress", "false", *extra]
             proc = _icl(args, env, tmp_path)
             assert proc.returncode == 0, proc.stderr[-3000:] + server.log_tail()
             samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
