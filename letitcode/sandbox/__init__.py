@@ -261,7 +261,8 @@ def _resolve_isolation(requested: str) -> tuple[str, list[str], dict[str, str]]:
 
 
 def _warn(level: str, reasons: list[str]) -> None:
-    if _drop_args():
+    dropped = bool(_drop_args())
+    if dropped:
         who = (
             f"as uid {NOBODY_UID} (nobody), so it cannot read root-only files such as "
             "~/.cache/huggingface/token or signal your processes, but it can read every world-readable file "
@@ -274,7 +275,7 @@ def _warn(level: str, reasons: list[str]) -> None:
     weaker = {
         "unshare": f"no network and a private pid namespace; it runs {who}",
         "rlimits": f"only rlimits and a scrubbed environment, with the network reachable; it runs {who}"
-        + ("" if _drop_args() else ", and it can signal your processes"),
+        + ("" if dropped else ", and it can signal your processes"),
     }[level]
     bar = "!" * 100
     print(
