@@ -56,7 +56,7 @@ def worker(args: argparse.Namespace) -> None:
             "--packing", str(args.packing).lower(), "--logging_steps", "1", "--save_strategy", "no",
             "--eval_strategy", "no", "--report_to", "none", "--seed", "0",
             "--gradient_checkpointing", args.gradient_checkpointing == "on" and "true" or "false",
-            "--bf16", str(args.bf16).lower(),
+            "--bf16", str(args.bf16).lower(), "--cpu_memory_saving", str(not args.no_cpu_memory_saving).lower(),
         ]  # fmt: skip
         manifest = train(*parse_args(argv, hardware=Hardware(False, False)), callbacks=[timer])
         state = json.loads((Path(out) / "trainer_state.json").read_text())
@@ -86,6 +86,7 @@ def run_child(method: str, packing: bool, args: argparse.Namespace, batch: int |
         "--steps", str(args.steps), "--batch", str(batch or args.batch), "--max-length", str(args.max_length),
         "--gradient-checkpointing", args.gradient_checkpointing,
         *(["--bf16"] if args.bf16 else []),
+        *(["--no-cpu-memory-saving"] if args.no_cpu_memory_saving else []),
     ] + (["--packing"] if packing else [])  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     started = time.time()
@@ -123,6 +124,12 @@ def main() -> int:
         action="store_true",
         help="bf16 autocast (TRL's default; the fp32 weights stay fp32): activations and logits at half size",
     )
+    p.add_argument(
+        "--no-cpu-memory-saving",
+        action="store_true",
+        help="train with TRL's GPU-sized LM-head tiles and glibc's dynamic mmap threshold (sft/train.py "
+        "--cpu_memory_saving false): the memory CPU training keeps without letitcode/cpu_memory.py",
+    )
     p.add_argument("--packing-method", default="lora", help="method for the packing vs padding comparison")
     p.add_argument(
         "--packing-batch",
@@ -142,7 +149,8 @@ def main() -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip() and m.strip() != "none"]
     if methods and "full" not in methods:
         methods.insert(0, "full")  # the reference for every ratio
-    print(f"data: {args.dataset} | embedded SmolLM2-135M-Instruct, fp32{' + bf16 autocast' if args.bf16 else ''}, CPU ({os.cpu_count()} cores) | "
+    print(f"data: {args.dataset} | embedded SmolLM2-135M-Instruct, fp32{' + bf16 autocast' if args.bf16 else ''}"
+          f"{', cpu_memory_saving off' if args.no_cpu_memory_saving else ', cpu_memory_saving on'}, CPU ({os.cpu_count()} cores) | "
           f"batch {args.batch}, max_length {args.max_length}, gradient checkpointing {args.gradient_checkpointing}, "
           f"{args.steps} steps each (first untimed)", flush=True)  # fmt: skip
     rows = {}

@@ -167,6 +167,14 @@ class SFTScriptArguments:
             "help": "Resume from the last checkpoint in output_dir when there is one (rerun = resume)."
         },
     )
+    cpu_memory_saving: bool = field(
+        default=True,
+        metadata={
+            "help": "On a CPU: smaller fused-LM-head tiles and a fixed malloc mmap threshold, so freed activations "
+            "go back to the OS (with gradient checkpointing, LoRA peak RSS 0.83x -> 0.52x of full fine-tuning, "
+            "LoRA steps 1.5x slower; see letitcode/cpu_memory.py). Never applied on a GPU."
+        },
+    )
     expected_gpu_memory_gb: float | None = field(
         default=None,
         metadata={
@@ -781,6 +789,11 @@ def train(
 
     hw = Hardware.detect()
     gpu_warning = _check_gpu_expectation(script_args.expected_gpu_memory_gb, hw)
+    cpu_memory_settings = None
+    if not hw.cuda and script_args.cpu_memory_saving:
+        from letitcode import cpu_memory
+
+        cpu_memory_settings = cpu_memory.apply()  # before the model loads: its allocations follow the setting
 
     revision = None if model_args.model_revision in (None, "", "main") else model_args.model_revision
     resolved = models.resolve(model_args.model_name_or_path, revision=revision)
@@ -928,6 +941,7 @@ def train(
         "losses": losses,
         "hardware": dataclasses.asdict(hw),
         "gpu_memory_warning": gpu_warning,
+        "cpu_memory_saving": cpu_memory_settings,
         "library_versions": library_versions(),
         "pushed": {},
     }

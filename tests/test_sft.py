@@ -321,6 +321,9 @@ def test_every_method_trains_two_steps_then_reloads_and_generates(method, tiny_m
     )
     assert saved["data"]["decontamination"]["enabled"] is False
     assert saved["seed"] == 42 and saved["library_versions"]["trl"] == "1.16.0"
+    if sys.platform.startswith("linux"):  # CPU run: both host-memory settings applied and recorded
+        cpu_mem = saved["cpu_memory_saving"]
+        assert cpu_mem["lm_head_tile"]["applied"] and cpu_mem["malloc_mmap_threshold"]["applied"]
     params = saved["parameters"]
     if method == "full":
         assert params["trainable"] == params["total"]
