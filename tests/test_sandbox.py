@@ -152,6 +152,22 @@ def test_fallback_when_bwrap_is_missing_warns_once_and_says_so(monkeypatch, capf
     assert err.count("WARNING: letitcode.sandbox") == 1 and "bwrap not found" in err
 
 
+def test_probe_worker_becomes_the_first_pool_worker(monkeypatch):
+    import letitcode.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "_probe_cache", {})
+    monkeypatch.setattr(sandbox, "_spare", {})
+    with Sandbox(2) as first:
+        probed = first._pool[0]
+        assert probed is not None and probed.alive() and first._pool[1] is None and not sandbox._spare
+        pid = probed.proc.pid
+        assert [r.status for r in first.run([job("def f():\n    return 1\n")] * 3, progress=False)] == ["passed"] * 3
+        assert first._pool[0].proc.pid == pid  # the probe's worker served jobs instead of being replaced
+    with Sandbox(1) as second:  # the verdict is cached: no new probe, so no spare worker either
+        assert second._pool[0] is None
+        assert second.run([job("def f():\n    return 1\n")], progress=False)[0].passed
+
+
 def test_order_is_kept_across_workers(sb):
     jobs = [
         job(

@@ -213,6 +213,9 @@ _PROBE_JOB = ExecJob(
 _probe_cache: dict[tuple[str, ...], str] = {}  # argv -> "" when usable, else why not
 _warned: set[str] = set()
 _probe_lock = threading.Lock()
+# The worker that passed a probe, kept for the first pool of that command (see Sandbox.__init__): a fresh
+# scorer process would otherwise start, use and stop one worker before starting its pool.
+_spare: dict[tuple[str, ...], _Worker] = {}
 
 
 def _probe(argv: list[str], env: dict[str, str]) -> str:
@@ -220,18 +223,34 @@ def _probe(argv: list[str], env: dict[str, str]) -> str:
     key = tuple(argv)
     with _probe_lock:
         if key not in _probe_cache:
+            w = None
             try:
                 w = _Worker(argv, env)
-                try:
-                    w.wait_ready()
-                    reply = w.call(_payload(_PROBE_JOB, 65536, 512), 30.0)
-                finally:
-                    w.close()
+                w.wait_ready()
+                reply = w.call(_payload(_PROBE_JOB, 65536, 512), 30.0)
                 ok = isinstance(reply, dict) and reply.get("status") == "passed"
                 _probe_cache[key] = "" if ok else f"probe job did not pass: {str(reply)[:200]}"
             except (OSError, _WorkerError) as e:
                 _probe_cache[key] = " ".join(str(e).split())[:300] or type(e).__name__
+            except BaseException:  # interrupted: no verdict, and no worker left behind
+                if w is not None:
+                    w.kill()
+                raise
+            if w is not None:
+                if _probe_cache[key] or not w.alive():
+                    w.close()
+                else:
+                    _spare[key] = w
         return _probe_cache[key]
+
+
+def _take_spare(argv: list[str]) -> _Worker | None:
+    with _probe_lock:
+        w = _spare.pop(tuple(argv), None)
+    if w is not None and not w.alive():
+        w.kill()
+        return None
+    return w
 
 
 def _resolve_isolation(requested: str) -> tuple[str, list[str], dict[str, str]]:
@@ -460,6 +479,7 @@ class Sandbox:
         self.max_output_bytes = max_output_bytes
         self.isolation, self._argv, self._env = _resolve_isolation(isolation)
         self._pool: list[_Worker | None] = [None] * self.workers
+        self._pool[0] = _take_spare(self._argv)  # the probe's worker, when this process just probed
         self._run_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _close_pool, self._pool)
 
@@ -501,6 +521,8 @@ class Sandbox:
         queued: deque[tuple[int, bytes]] = deque()  # (job index, encoded payload): sent, not answered
         held: tuple[int, bytes] | None = None  # taken, but too large to queue behind the others yet
         w = self._pool[slot]
+        if w is not None and not w.ready:
+            w.wait_ready()  # started by run(); each slot waits for its own, so a ready one serves at once
         while True:
             if w is None or not w.alive():  # not started, or died while idle: (re)start, resend the queue
                 if w is not None:
@@ -563,16 +585,12 @@ class Sandbox:
             n = min(self.workers, len(jobs))
             # Start missing workers here, in parallel, from the calling thread: a worker dies with the
             # thread that started it (PR_SET_PDEATHSIG), and the serving threads below end with run().
-            fresh = []
             for slot in range(n):
                 w = self._pool[slot]
                 if w is None or not w.alive():
                     if w is not None:
                         w.kill()
                     self._pool[slot] = _Worker(self._argv, self._env)
-                    fresh.append(self._pool[slot])
-            for w in fresh:
-                w.wait_ready()
             lock = threading.Lock()
             todo = iter(range(len(jobs)))
             errors: list[BaseException] = []
