@@ -56,7 +56,7 @@ def worker(args: argparse.Namespace) -> None:
             "--packing", str(args.packing).lower(), "--logging_steps", "1", "--save_strategy", "no",
             "--eval_strategy", "no", "--report_to", "none", "--seed", "0",
             "--gradient_checkpointing", args.gradient_checkpointing == "on" and "true" or "false",
-            "--bf16", str(args.bf16).lower(), "--cpu_memory_saving", str(not args.no_cpu_memory_saving).lower(),
+            "--bf16", str(args.bf16).lower(), "--cpu_memory_saving", "off" if args.no_cpu_memory_saving else "auto",
         ]  # fmt: skip
         manifest = train(*parse_args(argv, hardware=Hardware(False, False)), callbacks=[timer])
         state = json.loads((Path(out) / "trainer_state.json").read_text())
@@ -128,7 +128,8 @@ def main() -> int:
         "--no-cpu-memory-saving",
         action="store_true",
         help="train with TRL's GPU-sized LM-head tiles and glibc's dynamic mmap threshold (sft/train.py "
-        "--cpu_memory_saving false): the memory CPU training keeps without letitcode/cpu_memory.py",
+        "--cpu_memory_saving off) instead of the default 'auto': the memory CPU training keeps without "
+        "letitcode/cpu_memory.py",
     )
     p.add_argument("--packing-method", default="lora", help="method for the packing vs padding comparison")
     p.add_argument(
@@ -150,7 +151,7 @@ def main() -> int:
     if methods and "full" not in methods:
         methods.insert(0, "full")  # the reference for every ratio
     print(f"data: {args.dataset} | embedded SmolLM2-135M-Instruct, fp32{' + bf16 autocast' if args.bf16 else ''}"
-          f"{', cpu_memory_saving off' if args.no_cpu_memory_saving else ', cpu_memory_saving on'}, CPU ({os.cpu_count()} cores) | "
+          f"{', cpu_memory_saving off' if args.no_cpu_memory_saving else ', cpu_memory_saving auto'}, CPU ({os.cpu_count()} cores) | "
           f"batch {args.batch}, max_length {args.max_length}, gradient checkpointing {args.gradient_checkpointing}, "
           f"{args.steps} steps each (first untimed)", flush=True)  # fmt: skip
     rows = {}

@@ -14,8 +14,10 @@ Two things make CPU training keep far more memory than its live tensors (measure
    size. A fixed threshold (128 KiB, glibc's own default) keeps large blocks on mmap, returned on free.
    It costs page faults: steps are slower (see the README's memory table for the measured trade).
 
-Both are on by default for CPU runs (`--cpu_memory_saving true`), recorded in the run's manifest, and
-never applied when training on a GPU.
+`sft/train.py --cpu_memory_saving auto` (the default) applies the tiles to every CPU run, and the threshold
+only with gradient checkpointing, which already trades speed for memory (the CPU recipes leave it off for
+speed: there the threshold costs about 2x per step); `on` applies both, `off` neither. What applied is
+recorded in the run's manifest; nothing is applied when training on a GPU.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def fix_malloc_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> dict[str
     return {"applied": True, "bytes": int(threshold)}
 
 
-def apply() -> dict[str, Any]:
-    """Both settings; the result goes into the training manifest."""
-    return {"lm_head_tile": shrink_lm_head_tiles(), "malloc_mmap_threshold": fix_malloc_mmap_threshold()}
+def apply(*, malloc: bool = True) -> dict[str, Any]:
+    """The tiles, and the malloc threshold when `malloc`; the result goes into the training manifest."""
+    threshold = fix_malloc_mmap_threshold() if malloc else {"applied": False, "why": "not requested"}
+    return {"lm_head_tile": shrink_lm_head_tiles(), "malloc_mmap_threshold": threshold}
