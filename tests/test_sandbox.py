@@ -475,6 +475,92 @@ def test_writes_outside_the_private_dir_fail(sb):
             t.unlink(missing_ok=True)
 
 
+@pytest.mark.parametrize("level", ["bwrap", "rlimits"])
+def test_a_job_finds_nothing_that_the_previous_job_left(level):
+    """One worker runs both jobs: the second gets the same folder back, empty, whatever the first left in
+    it (files, a folder it made unreadable and unwritable), in /tmp or in /dev/shm."""
+    tag = secrets.token_hex(6)
+    leave = f"""
+        import os, tempfile
+        def f():
+            assert os.getcwd() == os.environ["HOME"] == os.environ["TMPDIR"] == tempfile.gettempdir()
+            print(os.getcwd())
+            os.makedirs("locked/inner")
+            for name in ("a.txt", "locked/b.txt", "locked/inner/c.txt"):
+                open(name, "w").write("left")
+            os.chmod("locked/inner", 0)
+            os.chmod("locked", 0o500)
+            for base in ("/tmp", "/dev/shm"):
+                try:
+                    open(os.path.join(base, "left-{tag}"), "w").write("left")
+                except OSError:
+                    pass
+            return 1
+    """
+    find = f"""
+        import os, tempfile
+        def f():
+            assert os.getcwd() == os.environ["HOME"] == os.environ["TMPDIR"] == tempfile.gettempdir()
+            print(os.getcwd())
+            left = [b for b in ("/tmp", "/dev/shm") if os.path.exists(b + "/left-{tag}")]
+            return os.listdir("."), left
+    """
+    expect_left = "[]" if level == "bwrap" else "candidate()[1]"  # /tmp is the host's at the fallback levels
+    try:
+        with Sandbox(1, memory_mb=1024, isolation=level) as box:
+            first, second = box.run(
+                [job(leave), job(find, (f"assert candidate() == ([], {expect_left})",))], progress=False
+            )
+    finally:
+        for base in ("/tmp", "/dev/shm"):
+            Path(base, f"left-{tag}").unlink(missing_ok=True)
+    assert first.passed, first
+    assert second.passed, second
+    # The same folder both times: the locked one was removed, not left behind for a fresh name.
+    assert first.stdout.split() == second.stdout.split()[:1]
+
+
+def test_clean_keeps_what_was_there_before_the_first_job(tmp_path):
+    """Under bubblewrap a checkout or venv in /tmp is bound back read-only into the private /tmp: the
+    worker leaves such entries alone instead of walking them after every job."""
+    tmp, shm = tmp_path / "tmp", tmp_path / "shm"
+    for d in (tmp / "venv-bound-back" / "lib", shm):
+        d.mkdir(parents=True)
+    (tmp / "venv-bound-back" / "lib" / "x.py").write_text("")
+    cfg = {"tmp": str(tmp), "jobdir": str(tmp / worker.JOB_DIR), "clean_tmp": True}
+    cfg["tmp_keep"] = {str(tmp): {"venv-bound-back"}, str(shm): set()}
+    jobdir = worker._make_jobdir(cfg)
+    assert jobdir == cfg["jobdir"]
+    for p in (Path(jobdir) / "sub" / "f", tmp / "stray" / "g", tmp / "h", shm / "i"):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("left")
+    worker._clean(jobdir, cfg)
+    assert sorted(os.listdir(tmp)) == ["venv-bound-back"] and os.listdir(shm) == []
+    assert (tmp / "venv-bound-back" / "lib" / "x.py").exists()
+
+
+def test_a_job_folder_that_cannot_be_removed_gets_a_fresh_one(tmp_path):
+    cfg = {"tmp": str(tmp_path), "jobdir": str(tmp_path / worker.JOB_DIR)}
+    assert worker._make_jobdir(cfg) == cfg["jobdir"]
+    other = worker._make_jobdir(cfg)  # the usual one is still there
+    assert other != cfg["jobdir"] and Path(other).is_dir() and Path(other).parent == tmp_path
+
+
+def test_rmtree_goes_through_locked_folders(tmp_path):
+    top = tmp_path / "job"
+    (top / "locked" / "inner").mkdir(parents=True)
+    (top / "locked" / "inner" / "c.txt").write_text("x")
+    (top / "locked" / "b.txt").write_text("x")
+    os.chmod(top / "locked" / "inner", 0)
+    os.chmod(top / "locked", 0o500)
+    worker._rmtree(str(top))
+    assert not top.exists() and tmp_path.exists()
+
+
+def test_worker_warm_up_runs_and_fails_its_own_check():
+    worker._warm_up()  # raises if the trusted check did not fail as written
+
+
 def test_environment_secrets_are_not_visible(monkeypatch):
     secret = "hf_" + secrets.token_hex(12)
     for name in ("HF_TOKEN", "OPENAI_API_KEY", "MY_SERVICE_SECRET", "GITHUB_TOKEN"):
