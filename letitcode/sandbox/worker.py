@@ -11,10 +11,11 @@ Protocol over stdin/stdout: each message is a 4-byte big-endian length, then UTF
 
 Per job the worker forks a child that: starts a new session (its own process group), closes every
 inherited descriptor, inherits an environment of a few harmless variables (the worker set it on itself
-once, `_job_environment`), chdirs into a fresh private directory, sets rlimits (CPU, address space, file size, open files, processes) and runs the harness
-(`_harness`). The worker enforces the wall-clock timeout, drains the child's stdout/stderr into
-bounded ring buffers, then kills the child's process group and every other leftover process
-(`_sweep`), and builds the verdict from the child's authenticated report (`_verdict`).
+once, `_job_environment`), chdirs into a fresh private directory, sets rlimits (CPU, address space, file
+size, open files, processes) and runs the harness (`_harness`). The worker enforces the wall-clock
+timeout, drains the child's stdout/stderr into bounded ring buffers, then kills the child's process group
+and every other leftover process (`_sweep`), and builds the verdict from the child's authenticated report
+(`_verdict`).
 """
 
 from __future__ import annotations
@@ -737,7 +738,8 @@ def _rmtree(path: str, depth: int = 0) -> None:
 
     def unlock(func: object, failed: str, exc: object) -> None:
         for p in (os.path.dirname(failed), failed):
-            if p.startswith(path) and not os.path.islink(p):  # never above `path`, never through a link
+            inside = p == path or p.startswith(path + os.sep)
+            if inside and not os.path.islink(p):  # never above `path`, never through a link
                 try:
                     os.chmod(p, 0o700)
                 except OSError:
@@ -751,7 +753,10 @@ def _rmtree(path: str, depth: int = 0) -> None:
         except OSError:
             pass
 
-    shutil.rmtree(path, onerror=unlock)
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=unlock)  # onerror is deprecated there
+    else:
+        shutil.rmtree(path, onerror=unlock)
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
