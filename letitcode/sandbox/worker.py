@@ -350,10 +350,7 @@ def _leftovers(mode: str) -> list[int]:
     Hand-written over /proc because the worker imports no third-party package (psutil).
     """
     me = os.getpid()
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return []
+    pids = [p for p in _listdir("/proc") if p.isdigit()]
     if mode == "pidns":
         others = [p for p in pids if int(p) not in (1, me)]  # usually none: no /proc/<pid>/stat to read
         return [int(p) for p in others if (s := _proc_stat(p)) is not None and s[0] != "Z"]
@@ -398,10 +395,7 @@ def _sweep(mode: str) -> int:
 
 
 def _count_procs() -> int:
-    try:
-        return sum(1 for p in os.listdir("/proc") if p.isdigit())
-    except OSError:
-        return 0
+    return sum(1 for p in _listdir("/proc") if p.isdigit())
 
 
 def _mac(key: bytes, body: bytes) -> str:
