@@ -475,7 +475,7 @@ def test_writes_outside_the_private_dir_fail(sb):
             t.unlink(missing_ok=True)
 
 
-@pytest.mark.parametrize("level", ["bwrap", "rlimits"])
+@pytest.mark.parametrize("level", ["bwrap", "unshare", "rlimits"])
 def test_a_job_finds_nothing_that_the_previous_job_left(level):
     """One worker runs both jobs: the second gets the same folder back, empty, whatever the first left in
     it (files, a folder it made unreadable and unwritable), in /tmp or in /dev/shm."""
@@ -507,7 +507,7 @@ def test_a_job_finds_nothing_that_the_previous_job_left(level):
     """
     expect_left = "[]" if level == "bwrap" else "candidate()[1]"  # /tmp is the host's at the fallback levels
     try:
-        with Sandbox(1, memory_mb=1024, isolation=level) as box:
+        with level_box(level) as box:
             first, second = box.run(
                 [job(leave), job(find, (f"assert candidate() == ([], {expect_left})",))], progress=False
             )
