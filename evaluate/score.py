@@ -36,6 +36,9 @@ def main() -> int:
     )
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args()
+    from letitcode.sandbox import prestart
+
+    prestart()  # the first sandbox worker boots while the benchmark and the samples load
     from letitcode.errors import UserError
     from letitcode.pipeline import format_table, score_samples
 

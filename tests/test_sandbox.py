@@ -168,6 +168,34 @@ def test_probe_worker_becomes_the_first_pool_worker(monkeypatch):
         assert second.run([job("def f():\n    return 1\n")], progress=False)[0].passed
 
 
+def test_prestarted_worker_is_probed_and_serves_the_first_pool(monkeypatch):
+    """evaluate/score.py starts the probe's worker before it loads anything (prestart)."""
+    import letitcode.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "_probe_cache", {})
+    monkeypatch.setattr(sandbox, "_spare", {})
+    monkeypatch.setattr(sandbox, "_pending", {})
+    started = []
+    real = sandbox._Worker
+
+    class Counting(real):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            started.append(self)
+
+    monkeypatch.setattr(sandbox, "_Worker", Counting)
+    sandbox.prestart("rlimits")
+    assert len(started) == 1 and len(sandbox._pending) == 1
+    sandbox.prestart("rlimits")  # once is enough: a second call starts nothing
+    assert len(started) == 1
+    with Sandbox(1, isolation="rlimits") as box:  # a level that works everywhere
+        assert not sandbox._pending and len(started) == 1  # the probe used the prestarted worker
+        assert box._pool[0] is started[0]
+        assert box.run([job("def f():\n    return 1\n")], progress=False)[0].passed
+    sandbox.prestart("rlimits")  # this command's verdict is known now: nothing to start ahead
+    assert len(started) == 1 and not sandbox._pending
+
+
 def test_order_is_kept_across_workers(sb):
     jobs = [
         job(
