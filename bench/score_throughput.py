@@ -165,12 +165,12 @@ def run_direct(samples: list[dict], workers: int | None, trivial: bool = False) 
         results = sb.run(jobs, progress=False)
         wall = time.perf_counter() - t
         cpu = _tree_cpu()  # before close: the workers' time dies with them
-        label = f"letitcode Sandbox.run only [{sb.isolation}, {sb.workers} workers]"
-        if trivial:
-            label = f"letitcode Sandbox.run, trivial programs [{sb.isolation}, {sb.workers} workers]"
+        what = "Sandbox.run, trivial programs" if trivial else "Sandbox.run only"
+        label = f"letitcode {what} [{sb.isolation}, {sb.workers} workers]"
     bad = [(s["task_id"], r.status, r.error) for s, r in zip(samples, results, strict=True) if not r.passed]
     if bad:
-        print(f"  {len(bad)} canonical solutions did not pass, e.g. {bad[:3]}")
+        kind = "trivial programs" if trivial else "canonical solutions"
+        print(f"  {len(bad)} {kind} did not pass, e.g. {bad[:3]}")
     return Run(label, wall, [r.passed for r in results], cpu)
 
 
