@@ -29,7 +29,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import random
 import threading
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from letitcode.problems import ExecJob, Problem
+from letitcode.records import write_json
 from letitcode.sandbox.worker import SEED, Malformed, Unencodable, decode_value, encode_value
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,9 @@ class Replay:
     _code: list = field(default_factory=list, compare=False, repr=False)
 
     def compiled(self) -> tuple[Any, list[Any]]:
-        if not self._code:
-            self._code.append(compile(self.context, "<judge context>", "exec"))
-            self._code.append([compile(t, f"<test {i}>", "exec") for i, t in enumerate(self.tests)])
+        if len(self._code) != 2:  # serving threads judge at once: publish both in one step
+            tests = [compile(t, f"<test {i}>", "exec") for i, t in enumerate(self.tests)]
+            self._code[:] = [compile(self.context, "<judge context>", "exec"), tests]
         return self._code[0], self._code[1]
 
 
@@ -323,10 +323,7 @@ def _write_cache(problem: Problem, plan: Plan) -> None:
     data = {"version": JUDGE_VERSION, "task_id": problem.task_id, "reason": plan.reason}
     if plan.replay is not None:
         data["calls"] = [list(c) for c in plan.replay.calls]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    write_json(path, data)
 
 
 # ------------------------------------------------------------------------------------------- judging

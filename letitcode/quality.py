@@ -30,6 +30,7 @@ RUFF_SELECT = ("E", "W", "F", "B", "C4", "SIM", "UP", "N", "PL", "RUF", "PERF")
 # F403/F405 (names from the preamble's `from typing import *`) fire only because of the prepended preamble.
 RUFF_IGNORE = ("N802", "N803", "UP006", "UP035", "PLR2004", "E402", "F811", "F403", "F405")
 RUFF_LINE_LENGTH = 120
+RUFF_TIMEOUT_S = 300.0  # one ruff call lints every solution of a run
 QUALITY_KEYS = ("ruff_violations", "ruff_total", "cc_max", "cc_mean", "loc")
 _FAMILY = re.compile(r"^([A-Z]+)")
 
@@ -72,15 +73,21 @@ def ruff_violations(
                 continue
             pre = pre if not pre or pre.endswith("\n") else pre + "\n"
             name = f"s{i}.py"
-            Path(tmp, name).write_text(pre + code)
+            # a lone surrogate cannot be written as UTF-8: lint the text with it replaced
+            Path(tmp, name).write_bytes((pre + code).encode("utf-8", "replace"))
             offsets[name] = (i, pre.count("\n"))
         cmd = [exe, "check", "--isolated", "--no-cache", "--exit-zero", "--output-format", "json"]
         cmd += ["--select", ",".join(RUFF_SELECT), "--ignore", ",".join(RUFF_IGNORE)]
         cmd += ["--line-length", str(RUFF_LINE_LENGTH), "--target-version", "py310", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0:
-            raise RuntimeError(f"ruff failed ({proc.returncode}): {proc.stderr.strip()[:500]}")
-        diagnostics = json.loads(proc.stdout or "[]")
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUFF_TIMEOUT_S)
+            if proc.returncode != 0:
+                raise RuntimeError(f"exit status {proc.returncode}: {proc.stderr.strip()[:300]}")
+            diagnostics = json.loads(proc.stdout or "[]")
+        except (subprocess.TimeoutExpired, RuntimeError, ValueError) as e:
+            # the lint is a side signal: a run never fails on it (the records say lint None)
+            log.warning("ruff could not lint these solutions (%s): lint counts not recorded", e)
+            return [None] * len(codes)
     for d in diagnostics:
         i, skip = offsets[Path(d["filename"]).name]
         if (d.get("location") or {}).get("row", skip + 1) <= skip:
@@ -98,12 +105,16 @@ def complexity(code: str) -> tuple[int, float] | None:
     from radon.complexity import cc_visit
     from radon.visitors import ComplexityVisitor, Function
 
+    from letitcode.refmetrics import unsafe_reason
+
+    if unsafe_reason(code):  # radon recurses over Python's ast: deep code raised RecursionError
+        return None
     try:
         blocks = [b for b in cc_visit(code) if isinstance(b, Function)]
         if not blocks:
             cc = ComplexityVisitor.from_code(code).complexity
             return int(cc), float(cc)
-    except (SyntaxError, ValueError, TypeError):
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
         return None
     values = [b.complexity for b in blocks]
     return int(max(values)), float(np.mean(values))
@@ -112,11 +123,20 @@ def complexity(code: str) -> tuple[int, float] | None:
 def lines_of_code(code: str) -> int:
     """Source lines (radon's sloc: no blank lines, comments or docstring lines); a plain count of
     non-blank, non-comment lines when the code does not parse."""
+    import ast
+
     from radon.raw import analyze
 
+    from letitcode.refmetrics import unsafe_reason
+
     try:
+        # radon re-tokenizes broken code again and again (minutes on 10,000 unclosed brackets): only code
+        # that parses goes to it
+        ast.parse(code)
+        if unsafe_reason(code):
+            raise ValueError
         return int(analyze(code).sloc)
-    except (SyntaxError, ValueError, TypeError):
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError, UnicodeError):
         return sum(1 for line in code.splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 

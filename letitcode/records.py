@@ -7,9 +7,12 @@ regenerates nothing already in the cache. A torn last line (killed mid-write) is
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,9 @@ RECORD_FIELDS = (
 )
 
 
-def generation_key(model_key: str, template_hash: str, prompt_hash: str, task_id: str, sample_index: int) -> str:
+def generation_key(
+    model_key: str, template_hash: str, prompt_hash: str, task_id: str, sample_index: int
+) -> str:
     raw = json.dumps([model_key, template_hash, prompt_hash, task_id, sample_index])
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
@@ -52,7 +57,7 @@ class GenerationCache:
             if raw and not raw.endswith(b"\n"):
                 # A kill mid-write left a torn last line: cut it, or the next append would be glued onto it.
                 cut = raw.rfind(b"\n") + 1
-                with open(self.path, "r+b") as f:
+                with _open_nofollow(self.path, "r+b") as f:
                     f.truncate(cut)
                 raw = raw[:cut]
             for line in raw.decode().splitlines():
@@ -61,7 +66,7 @@ class GenerationCache:
                 except json.JSONDecodeError:
                     continue  # a line torn by a kill mid-write; that sample is simply regenerated
                 self._entries[entry["key"]] = entry
-        self._fh = open(self.path, "a")
+        self._fh = _open_nofollow(self.path, "a")
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries
@@ -101,19 +106,39 @@ def read_jsonl(path: str | Path, *, what: str = "file") -> Iterator[tuple[int, d
             yield lineno, obj
 
 
-def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+def _open_nofollow(path: str | Path, mode: str):  # noqa: ANN202 - a file object
+    """open(), refusing a symbolic link in the last component (one planted in a shared output folder)."""
+    flags = {"a": os.O_WRONLY | os.O_APPEND | os.O_CREAT, "r+b": os.O_RDWR}[mode]
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UserError(f"{path} is a symbolic link: refusing to write through it") from None
+        raise
+    return os.fdopen(fd, mode)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Replace `path` with `text` all at once: a fresh temporary file in the same folder, made with
+    O_CREAT|O_EXCL (mkstemp), so a symbolic link planted under any name there is never written through,
+    then renamed over the target (rename replaces a link itself, never its target). A failed write leaves
+    the old file as it was."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    tmp.replace(p)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    tmp.replace(p)
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")

@@ -124,6 +124,48 @@ def corpus_metrics(pairs: Sequence[tuple[str | None, str | None]]) -> dict[str, 
     }
 
 
+# What a sample may be for the metrics to look at it: codebleu turns each tree-sitter node into its
+# s-expression recursively in C (`str(node)`), which crashed the whole scorer (segfault) on 40,000 chained
+# `1 + 1 + ...`; tokenizers and radon are linear but long texts cost seconds. Beyond these the sample is
+# scored as the empty string, and its record says why (`metrics_skipped`).
+MAX_CHARS = 50_000
+MAX_TREE_DEPTH = 400
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Any:
+    import tree_sitter_python
+    from tree_sitter import Language, Parser
+
+    return Parser(Language(tree_sitter_python.language()))
+
+
+def unsafe_reason(code: str | None) -> str | None:
+    """Why `code` cannot go through BLEU/CodeBLEU/radon safely, or None. Walks the parse tree with a cursor
+    (iteratively: nothing here recurses)."""
+    if not code:
+        return None
+    if len(code) > MAX_CHARS:
+        return f"longer than {MAX_CHARS} characters"
+    try:
+        data = code.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8 (lone surrogates)"
+    cursor = _parser().parse(data).walk()
+    depth = deepest = 0
+    while True:
+        if cursor.goto_first_child():
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_TREE_DEPTH:
+                return f"nested deeper than {MAX_TREE_DEPTH} syntax levels"
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return None
+            depth -= 1
+
+
 def reference_pair(record: Mapping[str, Any], problem: Problem | None) -> tuple[str | None, str | None]:
     """(hypothesis, reference) compared for one record, as whole programs; (None, None) without reference.
 
@@ -139,4 +181,6 @@ def reference_pair(record: Mapping[str, Any], problem: Problem | None) -> tuple[
         code = problem.prompt + code
     if problem.prompt and not re.search(rf"\bdef\s+{re.escape(problem.function_name)}\b", ref):
         ref = problem.prompt + ref
+    if unsafe_reason(code):
+        code = ""  # scored as writing nothing (see MAX_CHARS)
     return code, ref

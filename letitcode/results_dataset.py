@@ -151,13 +151,27 @@ def _summary_features() -> Any:
     return Features({k: Value(t) for k, t in SUMMARY_SCHEMA.items()})
 
 
+def _utf8(value: Any) -> Any:
+    """Arrow strings are UTF-8: a model's lone surrogate (valid in JSON, in samples.jsonl) becomes U+FFFD."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    elif isinstance(value, list):
+        return [_utf8(v) for v in value]
+    elif isinstance(value, dict):
+        return {k: _utf8(v) for k, v in value.items()}
+    return value
+
+
 def _encode_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Flat rows for Parquet: dicts/lists become JSON strings, and a column whose values mix types
     (str and number, say) is JSON-encoded as a whole so Arrow gets one type per column."""
     columns: list[str] = []
     for r in records:
         columns += [k for k in r if k not in columns]
-    rows = [{k: r.get(k) for k in columns} for r in records]
+    rows = [{k: _utf8(r.get(k)) for k in columns} for r in records]
     for col in columns:
         kinds = set()
         for row in rows:

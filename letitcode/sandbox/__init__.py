@@ -42,9 +42,12 @@ _WORKER_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py
 _PYTHON = [sys.executable, "-s", "-B"]  # no user site-packages, no .pyc writes
 _TMP_BYTES = 256 << 20  # the worker's private /tmp (tmpfs, memory-backed) under bwrap
 _SHM_BYTES = 16 << 20
+_DEV_BYTES = 1 << 20  # the private /dev (its device nodes are binds and take no room)
 _START_TIMEOUT_S = 60.0
 _GRACE_S = 10.0  # how long past a job's own timeout the parent waits for its worker to answer
 NOBODY_UID = 65534  # the uid (and gid) jobs run as at the fallback levels when the scorer is root
+# ... in the first worker; worker N's jobs run as _EXTRA_UID_BASE + N (no account needs to exist for them)
+_EXTRA_UID_BASE = 2_000_000_000
 _WORKER_NPROC = 64  # processes allowed in a worker's pid namespace (bwrap, unshare)
 _AHEAD = 2  # jobs queued per worker (the running one and the next)
 _AHEAD_BYTES = 48 << 10  # ... as long as they fit in a pipe buffer together
@@ -190,7 +193,19 @@ def _bwrap_prefix(bwrap: str, hide: Sequence[str] = ()) -> list[str]:
         f = os.environ.get(var, "")
         if f and os.path.isfile(f) and not any(_under(real(f), m) for m in masks):
             args += ["--ro-bind", "/dev/null", real(f)]
-    args += ["--size", str(_TMP_BYTES), "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(_TMP_BYTES), "--tmpfs", "/tmp", "--proc", "/proc"]
+    # /dev as bwrap's --dev makes it, but size-capped: --dev is a tmpfs of half the RAM that a job could
+    # fill (bwrap 0.8 takes --size only before --tmpfs). The worker empties what jobs leave in it.
+    args += ["--size", str(_DEV_BYTES), "--tmpfs", "/dev"]
+    for node in ("null", "zero", "full", "random", "urandom", "tty"):
+        args += ["--dev-bind", f"/dev/{node}", f"/dev/{node}"]
+    for link, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+    ):
+        args += ["--symlink", target, f"/dev/{link}"]
+    args += ["--symlink", "/proc/self/fd/2", "/dev/stderr"]
     # A checkout or venv that lives under /tmp (CI clones often do) is hidden by the private /tmp above:
     # bind the worker's own folder and the interpreter's prefix back, read-only.
     back = (sys.prefix, os.path.dirname(_WORKER_PY), os.path.dirname(sys.executable))
@@ -215,7 +230,7 @@ def _launch_commands(level: str, hide: Sequence[str] = ()) -> list[tuple[list[st
         bwrap = shutil.which("bwrap")
         if not bwrap:
             return []
-        flags = f"--sweep pidns --tmp /tmp --clean-tmp --nproc {_WORKER_NPROC} --nproc-rlimit".split()
+        flags = f"--sweep pidns --tmp /tmp --clean-tmp --private-dev --nproc {_WORKER_NPROC} --nproc-rlimit".split()
         argv = [*_bwrap_prefix(bwrap, hide), *worker, *flags]
         return [(argv, _worker_env("/tmp"))]
     drop = _drop_args()
@@ -593,8 +608,16 @@ class Sandbox:
             raise UserError(f"sandbox {name}: timeout_s must be a positive number, got {job.timeout_s!r}")
         return job
 
+    def _argv_for(self, slot: int) -> list[str]:
+        """The launch command of one pool slot: at the fallback levels each worker's jobs get a uid of
+        their own, so that no job can signal (`kill(-1)`) or reach the folder of another worker's job."""
+        argv = list(self._argv)
+        if slot and "--drop-uid" in argv:
+            argv[argv.index("--drop-uid") + 1] = str(_EXTRA_UID_BASE + slot)
+        return argv
+
     def _start(self, slot: int) -> _Worker:
-        w = _Worker(self._argv, self._env)
+        w = _Worker(self._argv_for(slot), self._env)
         self._pool[slot] = w
         w.wait_ready()
         return w
@@ -692,7 +715,7 @@ class Sandbox:
                 if w is None or not w.alive():
                     if w is not None:
                         w.kill()
-                    self._pool[slot] = _Worker(self._argv, self._env)
+                    self._pool[slot] = _Worker(self._argv_for(slot), self._env)
             lock = threading.Lock()
             todo = iter(range(len(jobs)))
             errors: list[BaseException] = []

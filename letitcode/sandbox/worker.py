@@ -683,6 +683,21 @@ def _sweep(mode: str) -> int:
     return killed
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _resident_bytes(pids: list[int]) -> int:
+    """Summed resident memory of these processes (/proc/<pid>/statm); gone ones count 0."""
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 def _count_procs() -> int:
     return sum(1 for p in _listdir("/proc") if p.isdigit())
 
@@ -807,6 +822,11 @@ def _death_verdict(job: dict, death: dict) -> dict:
     if death["cpu"]:
         return {"status": "timeout", "error": "CPU time limit exceeded"}
     if death["memory"]:
+        if death.get("memory_summed"):
+            return {
+                "status": "memory_limit",
+                "error": f"killed: its processes together held more than the memory limit ({death['memory_mb']} MB)",
+            }
         return {"status": "memory_limit", "error": f"killed near the memory limit ({death['memory_mb']} MB)"}
     if death["procs"]:
         return {"status": "killed", "error": f"killed: more than {death['procs']} processes"}
@@ -845,13 +865,87 @@ def _preload(names: tuple[str, ...] | list[str], tried: set[str]) -> None:
         tried.add(name)
         try:
             importlib.import_module(name)
-        except Exception:  # absent or broken: the job imports it itself and reports what happens
+        except BaseException:  # noqa: BLE001 - absent or broken: the job imports it and sees what happens
             pass
     if fresh:
         # Out of the collector's sight: a forked job whose allocations trigger a full collection would
         # otherwise walk (and so copy-on-write) every preloaded object. The job's own objects are still
         # collected; these live for the worker's life anyway.
         gc.freeze()
+
+
+# Standard-library modules a job never gets from a preload: they act when imported (open a browser, print,
+# touch the terminal), need a display, or only exist on other platforms.
+_STDLIB_SKIP = {
+    "antigravity",
+    "this",
+    "tkinter",
+    "turtle",
+    "turtledemo",
+    "idlelib",
+    "ensurepip",
+    "venv",
+    "pydoc",
+    "pydoc_data",
+    "lib2to3",
+    "readline",
+    "webbrowser",
+    "curses",
+    "test",
+    "msilib",
+    "msvcrt",
+    "winreg",
+    "winsound",
+    "nt",
+    "ntpath",
+    "crypt",
+    "nis",
+    "spwd",
+    "ossaudiodev",
+    "xxsubtype",
+}
+
+
+def _world_traversable(path: str) -> bool:
+    """Whether any uid can reach `path`: every folder on the way has the others' execute bit."""
+    import stat
+
+    path = os.path.realpath(path)
+    while True:
+        try:
+            if not os.stat(path).st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+def _stdlib_modules() -> list[str]:
+    """Every public standard-library module, packages' submodules included (not their tests)."""
+    import pkgutil
+
+    names = []
+    for name in sorted(sys.stdlib_module_names):
+        if name.startswith("_") or name in _STDLIB_SKIP:
+            continue
+        names.append(name)
+        try:
+            spec = __import__("importlib.util").util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None and spec.submodule_search_locations:
+            for info in pkgutil.walk_packages(
+                spec.submodule_search_locations, name + ".", onerror=lambda _: None
+            ):
+                if not any(
+                    part in ("test", "tests", "idle_test") or part.startswith("_")
+                    for part in info.name.split(".")
+                ):
+                    names.append(info.name)
+    return names
 
 
 def _run_job(job: dict, cfg: dict) -> dict:
@@ -895,7 +989,10 @@ def _run_job(job: dict, cfg: dict) -> dict:
         except OSError:
             pidfd = None
     watch_procs = cfg["sweep"] == "pidns" and cfg.get("nproc")
-    poll = 0.05 if (pidfd is None or watch_procs) else None
+    # RLIMIT_AS bounds each process; a job that forks gets one limit per process, so its processes' summed
+    # resident memory is watched too (no cgroup can be made from inside the sandbox).
+    memory_cap = int(job.get("memory_mb") or 0) << 20
+    poll = 0.05 if (pidfd is None or watch_procs or memory_cap) else None
 
     def read(fd: int) -> bool:
         try:
@@ -917,6 +1014,7 @@ def _run_job(job: dict, cfg: dict) -> dict:
     timed_out = exited = False
     next_count = t0 + COUNT_EVERY_S
     too_many = 0
+    over_memory = False
     status = 0
     while True:
         left = t0 + timeout - time.monotonic()
@@ -936,11 +1034,16 @@ def _run_job(job: dict, cfg: dict) -> dict:
                 exited = True
                 break
         # At most every COUNT_EVERY_S, not at every wake-up: most jobs end before the first count.
-        if watch_procs and time.monotonic() >= next_count:
+        if (watch_procs or memory_cap) and time.monotonic() >= next_count:
             next_count = time.monotonic() + COUNT_EVERY_S
-            if _count_procs() > cfg["nproc"] + 2:
+            if watch_procs and _count_procs() > cfg["nproc"] + 2:
                 too_many = cfg["nproc"]
                 break
+            if memory_cap:
+                procs = _leftovers(cfg["sweep"])
+                if len(procs) > 1 and _resident_bytes(procs) > memory_cap:
+                    over_memory = True
+                    break
 
     if not exited:
         for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
@@ -987,8 +1090,9 @@ def _run_job(job: dict, cfg: dict) -> dict:
         "cpu": sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_used >= cpu_limit - 0.05),
         # A child that dies without a report while its peak RSS is near RLIMIT_AS ran out of memory
         # (an allocation failure outside Python's MemoryError path, e.g. an abort in C code).
-        "memory": bool(job.get("memory_mb")) and maxrss_mb >= 0.9 * int(job["memory_mb"]),
+        "memory": over_memory or (bool(job.get("memory_mb")) and maxrss_mb >= 0.9 * int(job["memory_mb"])),
         "memory_mb": job.get("memory_mb"),
+        "memory_summed": over_memory,
         "procs": too_many,
         "how": "the process " + _describe_exit(status),
     }
@@ -1007,19 +1111,63 @@ def _clean(jobdir: str, cfg: dict) -> None:
         os.rmdir(jobdir)  # most jobs leave their folder empty: one syscall instead of rmtree's walk
     except OSError:
         _rmtree(jobdir)
-    if cfg.get("clean_tmp"):  # our own private /tmp and /dev/shm (bwrap): wipe what jobs left there
+    if cfg.get("clean_tmp"):  # our own private /tmp, /dev/shm and /dev (bwrap): wipe what jobs left there
         for base, keep in cfg["tmp_keep"].items():
-            for name in _listdir(base):
-                if name in keep:
-                    continue
-                path = os.path.join(base, name)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    _rmtree(path)
-                else:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+            _wipe(base, keep, cfg.get("tmp_mounts", {}).get(base, set()))
+
+
+def _mount_parents(base: str) -> set[str]:
+    """Folders under `base`, on its own file system, that hold a mount point somewhere below (the read-only
+    binds bubblewrap puts back under the private /tmp): kept, and wiped inside around those mounts."""
+    try:
+        dev = os.lstat(base).st_dev
+    except OSError:
+        return set()
+    parents: set[str] = set()
+    todo = [(base, 0)]
+    while todo:
+        folder, depth = todo.pop()
+        for name in _listdir(folder):
+            path = os.path.join(folder, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if st.st_dev != dev:  # a mount point: its ancestors are kept
+                while path != base:
+                    path = os.path.dirname(path)
+                    parents.add(path)
+            elif os.path.isdir(path) and not os.path.islink(path) and depth < 12:
+                todo.append((path, depth + 1))
+    parents.discard(base)
+    return parents
+
+
+def _wipe(folder: str, keep: set[str], parents: set[str]) -> None:
+    """Remove what jobs left in `folder`: everything but the names in `keep` (what it held before any job)
+    and mount points; inside a kept folder that holds a mount point, everything but that mount point."""
+    try:
+        dev = os.lstat(folder).st_dev
+    except OSError:
+        return
+    for name in _listdir(folder):
+        path = os.path.join(folder, name)
+        if path in parents:
+            _wipe(path, set(), parents)
+            continue
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if name in keep or st.st_dev != dev:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            _rmtree(path)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def _listdir(path: str) -> list[str]:
@@ -1029,33 +1177,105 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def _rmtree(path: str, depth: int = 0) -> None:
-    """shutil.rmtree, also through folders that a job made unreadable or unwritable (chmod 000).
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
-    Only called once every process of the job is gone, so nothing swaps a path while this runs.
-    """
 
-    def unlock(func: object, failed: str, exc: object) -> None:
-        for p in (os.path.dirname(failed), failed):
-            inside = p == path or p.startswith(path + os.sep)
-            if inside and not os.path.islink(p):  # never above `path`, never through a link
-                try:
-                    os.chmod(p, 0o700)
-                except OSError:
-                    pass
+def _rmtree(path: str) -> None:
+    """Remove `path` and everything below it, through directory descriptors only.
+
+    Never follows a symbolic link (a link is unlinked, not entered), never resolves a path of the tree by
+    name from the root (so nothing can be swapped in above the folder being emptied), holds one descriptor at
+    a time and does not recurse, so a 1,200-level tree neither exhausts the stack nor the descriptor table
+    (shutil.rmtree recursed, and its error handler chmodded and unlinked by path). Folders a job made
+    unreadable are opened again after a chmod of that entry, relative to its parent's descriptor. Hand-
+    written: the standard library has no iterative, descriptor-only tree removal."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError:
         try:
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                if depth < 16:
-                    _rmtree(failed, depth + 1)
-            else:
-                os.unlink(failed)
+            os.unlink(path)  # a file, a link, or nothing
         except OSError:
             pass
+        return
+    names: list[str] = []  # the path from `path` down to the folder `fd` is open on
+    try:
+        while True:
+            child = _empty_except_subfolders(fd)
+            if child is not None:
+                try:
+                    sub = os.open(child, _DIR_FLAGS, dir_fd=fd)
+                except PermissionError:
+                    os.chmod(child, 0o700, dir_fd=fd)  # a folder (checked without following links)
+                    sub = os.open(child, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = sub
+                names.append(child)
+                continue
+            if not names:
+                break
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)  # ".." is never a link
+            os.close(fd)
+            fd = parent
+            name = names.pop()
+            try:
+                os.rmdir(name, dir_fd=fd)
+            except PermissionError:  # the parent was made unwritable
+                try:
+                    os.chmod(fd, 0o700)
+                    os.rmdir(name, dir_fd=fd)
+                except OSError:
+                    return  # something we cannot remove: give up here (the caller makes a fresh folder)
+            except OSError:
+                return
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=unlock)  # onerror is deprecated there
-    else:
-        shutil.rmtree(path, onerror=unlock)
+
+def _empty_except_subfolders(fd: int) -> str | None:
+    """Unlink the files and links of the folder open on `fd`, remove its empty subfolders, and return the
+    name of one subfolder that still has entries (None: the folder is empty now)."""
+    try:
+        entries = list(os.scandir(fd))
+    except PermissionError:
+        os.chmod(fd, 0o700)  # fchmod: the folder itself, made unreadable by the job
+        entries = list(os.scandir(fd))
+    if entries:
+        try:
+            os.chmod(
+                fd, 0o700
+            )  # and writable, or nothing in it can be unlinked (no CAP_DAC_OVERRIDE in bwrap)
+        except OSError:
+            pass
+    full = None
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                try:
+                    os.rmdir(entry.name, dir_fd=fd)
+                except OSError:
+                    full = full or entry.name
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+        except OSError:
+            pass
+    return full
+
+
+def _mount_tmpfs(path: str, size: int) -> bool:
+    """A fresh tmpfs of at most `size` bytes over `path` (in our own mount namespace)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ms_nosuid, ms_nodev = 2, 4
+    return (
+        libc.mount(b"none", path.encode(), b"tmpfs", ms_nosuid | ms_nodev, b"size=%d,mode=1777" % size) == 0
+    )
 
 
 def _mask(paths: list[str]) -> list[str]:
@@ -1113,6 +1333,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nofile", type=int, default=64)
     ap.add_argument("--mount-ns", action="store_true", help="we run in a private mount namespace (unshare)")
     ap.add_argument(
+        "--private-dev", action="store_true", help="with --clean-tmp: /dev is ours (bwrap's tmpfs)"
+    )
+    ap.add_argument(
         "--hide", action="append", default=[], help="with --mount-ns: mask this path (answer keys)"
     )
     args = ap.parse_args(argv)
@@ -1121,16 +1344,27 @@ def main(argv: list[str] | None = None) -> int:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the scorer
     _prctl(PR_SET_DUMPABLE, 0)  # no ptrace or /proc/<pid>/mem access by jobs (see the report notes)
     hidden = _mask(args.hide) if args.mount_ns else []  # never outside a mount namespace of our own
+    private_tmp = False
+    if args.mount_ns:
+        # unshare: no bubblewrap, but a mount namespace of our own. Hide /run (host daemons' unix sockets:
+        # docker, dbus) and give jobs a private, size-capped /tmp (the X11 and other sockets there), unless
+        # the checkout or the interpreter lives under /tmp (it would vanish).
+        hidden += _mask(["/run"])
+        ours = (sys.prefix, sys.base_prefix, _HERE)
+        if not any(os.path.realpath(x).startswith("/tmp/") for x in ours):
+            private_tmp = _mount_tmpfs("/tmp", 256 << 20)
+            if private_tmp:
+                args.tmp = "/tmp"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
 
     preloaded: set[str] = set()
     _warm_up()
     global _BUILTINS
     _BUILTINS = dict(builtins.__dict__)  # before any job: pristine
-    _preload(PRELOAD, preloaded)  # and gc.freeze(), which keeps what the warm-up built out of sight too
-    own_tmp = not args.tmp
     if args.drop_uid is not None and os.geteuid() != 0:
         args.drop_uid = None  # nothing to drop: we already run unprivileged
+    _preload(PRELOAD, preloaded)  # and gc.freeze(), which keeps what the warm-up built out of sight too
+    own_tmp = not args.tmp
     cfg = {
         "sweep": args.sweep,
         "tmp": args.tmp or tempfile.mkdtemp(prefix="letitcode-sandbox-"),
@@ -1144,20 +1378,33 @@ def main(argv: list[str] | None = None) -> int:
         "selector": selectors.DefaultSelector(),
     }
     cfg["jobdir"] = os.path.join(cfg["tmp"], JOB_DIR)
-    if args.clean_tmp:
-        # What the private /tmp and /dev/shm hold before any job ran is bubblewrap's: the read-only binds of
-        # a checkout or venv that lives under /tmp (CI clones often do). _clean leaves those alone instead
-        # of trying, and failing, to delete a whole read-only venv after every job.
-        cfg["tmp_keep"] = {base: set(_listdir(base)) for base in (cfg["tmp"], "/dev/shm")}
+    # Private places jobs can write, emptied after each job: bubblewrap's /tmp, /dev/shm and /dev; the
+    # private /tmp at unshare. Never a place shared with the host.
+    bases = [cfg["tmp"], "/dev/shm", *(["/dev"] if args.private_dev else [])] if args.clean_tmp else []
+    if private_tmp:
+        bases, cfg["clean_tmp"] = [cfg["tmp"]], True
+    if bases:
+        # What they hold before any job ran is the sandbox's: the read-only binds of a checkout or venv that
+        # lives under /tmp (CI clones often do), /dev's device nodes. _clean leaves those alone.
+        cfg["tmp_keep"] = {base: set(_listdir(base)) for base in bases}
+        cfg["tmp_mounts"] = {base: _mount_parents(base) for base in bases}
     _job_environment(cfg["jobdir"])  # once for the worker's life; every job inherits it (see _child)
     if args.drop_uid is not None:
-        os.chmod(cfg["tmp"], 0o711)  # jobs (another uid) reach their own folder in it, and list nothing
+        # Jobs (another uid) reach their own 0700 folder in it: they list nothing, and at the private /tmp
+        # they may also write next to it (wiped after each job), as in any /tmp.
+        os.chmod(cfg["tmp"], 0o1777 if private_tmp else 0o711)
     # Keep the protocol on private descriptors; 0 and 1 point to /dev/null from here on.
     proto_in, proto_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
+    if args.drop_uid is not None and not _world_traversable(os.path.dirname(os.__file__)):
+        # Jobs run as an unprivileged uid that cannot read the interpreter's own folder (pyenv under a 0700
+        # /root): every standard-library module must already be loaded when they fork, or `import fractions`
+        # fails for a correct solution. At the fallback levels only (after the protocol moved off fd 1: a
+        # module that prints at import cannot corrupt it).
+        _preload(_stdlib_modules(), preloaded)
     try:
         _send(proto_out, {"ready": True, "pid": os.getpid(), "sweep": args.sweep, "hidden": hidden})
         while True:
