@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 import seed_models
 
 SEED_FIXTURES = {
