@@ -276,31 +276,35 @@ def bench_lora(seed: str, model: Any, plan: Plan) -> tuple[dict[str, Any], Any]:
     return row, base
 
 
-def full_plan(n_params: int, plan: Plan) -> tuple[str, str | None]:
-    """('fp32+autocast' | 'bf16+adamw8bit+checkpointing' | 'skip', why) for full fine-tuning on this device."""
-    total = _gpu_total_gib()
-    if total is None:  # CPU (--tiny): fp32 master weights, as the full recipes keep them
+def full_plan(n_params: int, gpu_gib: float | None) -> tuple[str, str | None]:
+    """How full fine-tuning fits: ('fp32' on a CPU | 'fp32+autocast' | 'bf16+adamw8bit+checkpointing' | 'skip',
+    why) for a model of `n_params` on a GPU of `gpu_gib` GiB (None: the CPU)."""
+    if gpu_gib is None:  # CPU (--tiny): fp32 master weights, as the full recipes keep them; no autocast
+        return "fp32", None
+    usable = 0.85 * gpu_gib  # activations at 2 x 1024 tokens, the CUDA context and allocator slack
+    fp32_gib, bf16_gib = n_params * 16 / GiB, n_params * 6 / GiB
+    if fp32_gib < usable - 8:
         return "fp32+autocast", None
-    headroom = 0.85 * total  # activations at 2 x 1024 tokens and allocator slack
-    if n_params * 16 / GiB < headroom - 8:
-        return "fp32+autocast", None
-    if n_params * 6 / GiB < headroom - 4:
+    if bf16_gib < usable - 4:
         return "bf16+adamw8bit+checkpointing", (
-            f"fp32 weights + grads + AdamW need {n_params * 16 / GiB:.0f} GiB > {headroom:.0f} GiB usable: "
-            "bf16 weights, 8-bit AdamW, gradient checkpointing (updates below bf16 resolution are lost; the "
-            "recipes' full runs use ZeRO-3 for fp32 master weights)"
+            f"fp32 weights + grads + AdamW need {fp32_gib:.0f} GiB > {usable:.0f} GiB usable of {gpu_gib:.0f}: "
+            "bf16 weights, 8-bit AdamW and gradient checkpointing instead (updates below bf16 resolution are "
+            "lost; the full recipes keep fp32 master weights under ZeRO-3 across GPUs)"
         )
-    return "skip", f"even bf16 + 8-bit AdamW needs {n_params * 6 / GiB:.0f} GiB of {total:.0f} GiB"
+    return (
+        "skip",
+        f"even bf16 weights + 8-bit AdamW need {bf16_gib:.0f} GiB > {usable:.0f} GiB usable of {gpu_gib:.0f}",
+    )
 
 
 def bench_full(seed: str, model: Any, plan: Plan) -> dict[str, Any]:
     import torch
 
     n = sum(p.numel() for p in model.parameters())
-    how, why = full_plan(n, plan)
+    how, why = full_plan(n, _gpu_total_gib() if plan.device == "cuda" else None)
     if how == "skip":
         return {"model": seed, "section": "full", "skipped": why}
-    if how == "fp32+autocast":
+    if how.startswith("fp32"):
         model.float()
         opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
         if plan.device == "cuda":
@@ -316,7 +320,7 @@ def bench_full(seed: str, model: Any, plan: Plan) -> dict[str, Any]:
         p.requires_grad_(True)
     _reset_peak(plan.device)
     times = _steps(model, opt, _train_batch(model.config.vocab_size, plan), plan, autocast=autocast)
-    row = _step_row(seed, "full", times, plan, plan=how, plan_note=why, parameters=n)
+    row = _step_row(seed, "full", times, plan, memory_plan=how, plan_note=why, parameters=n)
     del opt
     for p in model.parameters():
         p.grad = None
@@ -347,11 +351,13 @@ def quantize_nf4(model: Any, device: str) -> Any:
                 quant_type="nf4",
                 device="meta",
             )
-            w = child.weight.data.to("cpu", torch.float32 if device == "cpu" else torch.bfloat16)
+            w = child.weight.data.to(compute)  # stays on its device: Params4bit quantizes on .to(device)
             q.weight = bnb.nn.Params4bit(w, requires_grad=False, quant_type="nf4", compress_statistics=True)
             if child.bias is not None:
                 q.bias = torch.nn.Parameter(child.bias.data.to(compute), requires_grad=False)
             q = q.to(device)  # quantizes here
+            if not getattr(q.weight, "bnb_quantized", False):
+                raise RuntimeError(f"bitsandbytes left {full} unquantized on {device}")
             setattr(module, child_name, q)
             del child
     _free(device)
@@ -498,7 +504,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                         None)  # fmt: skip
             ratio = r["s_per_step"] / lora["s_per_step"] if lora and lora["s_per_step"] else None
             lines.append(f"{r['model']:<24} {r['section']:<6} {f(r['s_per_step'], 3):>8} {f(ratio):>7} "
-                         f"{f(r['peak_gib']):>9}  {r.get('plan') or ''}")  # fmt: skip
+                         f"{f(r['peak_gib']):>9}  {r.get('memory_plan') or ''}")  # fmt: skip
             if r.get("plan_note"):
                 lines.append(f"{'':<24} note: {r['plan_note']}")
     if skipped:
