@@ -10,7 +10,7 @@ PRESET ?= embedded-cpu
 OUTPUT_DIR ?= runs/study-$(PRESET)
 PYTEST_ARGS ?=
 
-.PHONY: setup tokenizers demo test test-fast bench study lint clean
+.PHONY: setup tokenizers demo test test-fast bench bench-gpu study lint clean
 
 setup: $(VENV)/.letitcode-setup tokenizers
 
@@ -62,6 +62,10 @@ bench: setup
 	$(OFFLINE) $(PY) bench/score_throughput.py
 	$(OFFLINE) $(PY) bench/generation_throughput.py
 	$(OFFLINE) $(PY) bench/train_memory.py
+
+# The seed models at their real shapes on one GPU (bench/gpu_rehearsal.py; `--tiny` runs it on a CPU).
+bench-gpu: setup
+	$(OFFLINE) $(PY) bench/gpu_rehearsal.py --json runs/bench/gpu_rehearsal.json
 
 study: setup
 	$(OFFLINE) $(PY) experiments/study.py --preset $(PRESET) --output-dir $(OUTPUT_DIR)
