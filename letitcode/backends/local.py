@@ -123,6 +123,7 @@ class LocalBackend:
             "dtype": self.dtype,
             "batch_size": self.batch_size,
             "device": str(self.model.device),
+            "n_params": sum(p.numel() for p in self.model.parameters()),  # the leaderboard's size column
         }
 
     def to_text(self, prompt: Prompt) -> str:
