@@ -32,6 +32,7 @@ from letitcode.report import (
     plot_pass_by_difficulty,
     plot_taxonomy,
 )
+from letitcode.stats import format_ci
 from letitcode.study import SFT_TRAIN, SFT_VALIDATION, StudyPlan, primary_benchmark, run_dir, train_dir
 
 ALPHA = 0.05
@@ -151,7 +152,7 @@ def _ci(pair: Sequence[float] | None) -> str:
 
 
 def p1(run: Run) -> str:
-    return f"{run.results['pass@1']:.3f} {_ci(run.results['ci'].get('pass@1'))}"
+    return format_ci(run.results["pass@1"], run.results["ci"].get("pass@1"), run.results.get("n_problems"))
 
 
 def failures(run: Run) -> set[str]:
