@@ -17,14 +17,14 @@ from letitcode.cli import parse_config, run_main
 
 def main() -> int:
     from letitcode import hub
-    from letitcode.pipeline import EvalConfig, format_table, run_eval
+    from letitcode.pipeline import EvalConfig, format_table, run_eval, wrote_line
 
     cfg, push = parse_config((EvalConfig, hub.PushArguments))
     if push.any:  # fail on a missing token now, not after an hour of generation
         hub.require_token("--push-results" if push.push_results else "--push-to-card")
     results = run_eval(cfg)
     print(format_table(results))
-    print(f"wrote {cfg.output_dir}/samples.jsonl, results.json, manifest.json and dataset/")
+    print(wrote_line(cfg.output_dir))
     for url in hub.publish_run(cfg.output_dir, push):
         print(f"pushed: {url}")
     return 0

