@@ -27,7 +27,14 @@ from letitcode.errors import UserError
 from letitcode.extract import extract_code, fit_entry_point, truncate_completion
 from letitcode.metrics import parse_ks, summarize
 from letitcode.problems import Problem, stratified_subset
-from letitcode.records import GenerationCache, generation_key, read_jsonl, write_json, write_jsonl
+from letitcode.records import (
+    GenerationCache,
+    generation_key,
+    read_jsonl,
+    without_local_paths,
+    write_json,
+    write_jsonl,
+)
 
 LIBRARIES = (
     "torch",
@@ -381,6 +388,7 @@ def _write_outputs(
 
     if metrics not in METRIC_SETS:
         raise UserError(f"unknown metrics set {metrics!r}: choose one of {', '.join(METRIC_SETS)}")
+    manifest = without_local_paths(manifest)  # it travels into datasets, cards, pushes and the leaderboard
     manifest["metrics"] = metrics
     _finalize(records, problems, metrics)
     results = enrich(summarize(records, ks), records, problems, reference_metrics=metrics == "all")

@@ -4,6 +4,7 @@ folder. The model is a test double (the backend boundary); data, prompts, sandbo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -134,3 +135,19 @@ def test_a_run_that_fails_early_leaves_no_folder(tmp_path: Path) -> None:
     with pytest.raises(UserError):
         run_eval(_cfg(out, model=str(tmp_path / "no-such-model")))
     assert not out.exists()
+
+
+def test_no_local_path_reaches_the_manifest_dataset_or_card(tmp_path: Path, shared_data: Path) -> None:
+    lcd = (shared_data / "leetcodedataset" / "LeetCodeDataset-v0.3.1-test.jsonl.gz").resolve()
+    out = tmp_path / "run"
+    cfg = _cfg(out, benchmark="leetcodedataset", dataset=str(lcd))
+    cfg.extra_manifest = {"trained_from": str(Path.home() / ".cache" / "letitcode" / "adapter")}
+    run_eval(cfg, backend=WrongAnswers())
+    manifest = (out / "manifest.json").read_text()
+    bench = json.loads(manifest)["benchmark"]
+    assert bench["source"] == "newfacade/LeetCodeDataset" and bench["file"] == lcd.name
+    published = [out / "manifest.json", out / "results.json", *sorted((out / "dataset").rglob("*"))]
+    for path in (p for p in published if p.is_file()):
+        data = path.read_bytes()
+        for local in (str(shared_data.resolve()), str(Path.home()), str(tmp_path)):
+            assert local.encode() not in data, f"{local} in {path.relative_to(out)}"
