@@ -12,7 +12,8 @@ class DataError(UserError, ValueError):
 
     def __init__(self, source: str, row: int | str, field_name: str, reason: str):
         self.source, self.row, self.field, self.reason = source, row, field_name, reason
-        where = f"row {row}" if isinstance(row, int) else f"task {row!r}"
+        # `row` is a 0-based index; shown 1-based, so "row 3" of a JSONL file is its line 3, as editors count
+        where = f"row {row + 1}" if isinstance(row, int) else f"task {row!r}"
         super().__init__(f"{source}: {where}: field {field_name!r}: {reason}")
 
 

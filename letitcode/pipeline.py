@@ -660,8 +660,21 @@ def _run_eval(
     reused = len(slots) - len(requests)
     if reused:
         print(f"resuming: {reused} of {len(slots)} generations already cached in {out / 'generations.jsonl'}")
-    t0 = time.perf_counter()
-    for i, gen in backend.generate(requests, params, progress=cfg.progress):
+    from tqdm.auto import tqdm
+
+    # One bar for every backend, here rather than in each: it moves when generations finish (a whole batch
+    # at once for static batching) and shows the generated tokens per second so far.
+    bar = tqdm(
+        total=len(requests),
+        desc=f"generating ({getattr(backend, 'name', 'model')})",
+        unit="sample",
+        disable=not cfg.progress or not requests,
+    )
+    t0, tokens = time.perf_counter(), 0
+    for i, gen in backend.generate(requests, params, progress=False):
+        tokens += gen.n_tokens or 0
+        bar.update(1)
+        bar.set_postfix_str(f"{tokens / max(time.perf_counter() - t0, 1e-6):.1f} tok/s", refresh=False)
         req = requests[i]
         cache.put(
             req.key,
@@ -673,6 +686,7 @@ def _run_eval(
             },
         )
     gen_wall = time.perf_counter() - t0
+    bar.close()
     cache.close()
 
     items = []
@@ -725,6 +739,7 @@ def _run_eval(
             "reused_from_cache": reused,
             "wall_s": round(gen_wall, 3),
             "tokens": sum(r.get("n_tokens", 0) for r in records),
+            "tokens_per_s": round(tokens / gen_wall, 2) if tokens and gen_wall > 0 else None,
         },
         "libraries": library_versions(),
         "command": " ".join(sys.argv),

@@ -151,3 +151,15 @@ def test_no_local_path_reaches_the_manifest_dataset_or_card(tmp_path: Path, shar
         data = path.read_bytes()
         for local in (str(shared_data.resolve()), str(Path.home()), str(tmp_path)):
             assert local.encode() not in data, f"{local} in {path.relative_to(out)}"
+
+
+def test_generation_progress_moves_per_finished_generation_with_tokens_per_second(
+    tmp_path: Path, capsys
+) -> None:
+    cfg = _cfg(tmp_path / "run")
+    cfg.progress = True
+    run_eval(cfg, backend=WrongAnswers())
+    err = capsys.readouterr().err
+    assert "generating (wrong-answers)" in err and "2/2" in err and "tok/s" in err
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["generation"]["tokens_per_s"] > 0
