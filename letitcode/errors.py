@@ -23,7 +23,9 @@ class HubUnavailable(UserError):
     def __init__(self, what: str, repo_id: str, instead: str, cause: BaseException | None = None):
         offline = " (HF_HUB_OFFLINE=1 is set)" if _offline() else ""
         detail = f": {type(cause).__name__}: {str(cause).splitlines()[0][:200]}" if cause else ""
-        super().__init__(f"cannot reach {what} {repo_id!r} on the Hub{offline}{detail}. Pass {instead} instead.")
+        super().__init__(
+            f"cannot reach {what} {repo_id!r} on the Hub{offline}{detail}. Pass {instead} instead."
+        )
 
 
 def _offline() -> bool:
