@@ -187,6 +187,35 @@ def embedded_base_path() -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def embedded_base_tokenizer_path() -> Path:
+    """A folder with embedded-base's tokenizer alone (the converted model's folder where that exists): the real
+    Gemma tokenizer, which adds BOS, without converting the 268M model (tests of the BOS path use it)."""
+    package = _embedded_base_package()
+    tag = hashlib.sha256(f"{package.EXPECTED_SHA256}:{_CONVERSION_VERSION}".encode()).hexdigest()[:8]
+    full = cache_dir() / "models" / f"gemma-3-270m-{tag}"
+    if (full / "letitcode_source.json").exists():
+        return full
+    target = cache_dir() / "models" / f"gemma-3-270m-tokenizer-{tag}"
+    if (target / "tokenizer.json").exists():
+        return target
+    from transformers import AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".assemble-"))
+    try:
+        gguf = package.assemble(work / package.MODEL_NAME)
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tok.save_pretrained(work / "tokenizer")
+        try:
+            (work / "tokenizer").rename(target)
+        except OSError:
+            if not (target / "tokenizer.json").exists():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
 # spec -> (converted folder, Hub origin): the models shipped by pip packages, loaded offline.
 EMBEDDED_MODELS = {
     EMBEDDED: (embedded_path, EMBEDDED_HUB_ID),
