@@ -41,7 +41,9 @@ def exemplar(i: int, *, reasoning: bool = True) -> Problem:
         entry_point="Solution().times",
         difficulty="Easy",
         reference=f"class Solution:\n    def times(self, x: int) -> int:\n        return {i} * x\n",
-        extra={"response": f"Multiplying by {i} is a single step.\n```python\nreturn {i} * x\n```\nIt runs in O(1)."}
+        extra={
+            "response": f"Multiplying by {i} is a single step.\n```python\nreturn {i} * x\n```\nIt runs in O(1)."
+        }
         if reasoning
         else {},
     )
@@ -82,7 +84,9 @@ def test_completion_rendering_leetcode_style_ends_with_the_starter_code(strategy
     assert LEET.description in r.prompt
     body = r.prompt.rsplit("```python\n", 1)[1]
     assert "```" not in body and body == r.code_prefix  # the answer goes into the last, still open, block
-    continuation = " one step or two.\n        return n\n" if strategy.startswith("cot") else "\n        return n\n"
+    continuation = (
+        " one step or two.\n        return n\n" if strategy.startswith("cot") else "\n        return n\n"
+    )
     compile(r.code_prefix + continuation, "<program>", "exec")
     if strategy.startswith("cot"):  # the reasoning goes in comments at the top of the method's body
         assert r.code_prefix.endswith("\n        # Let's think step by step.\n        #")
@@ -126,7 +130,10 @@ def test_entry_point_names_are_in_completion_prompts_of_real_benchmarks(shared_d
     lcd = load_benchmark("leetcodedataset", dataset=str(shared_data / "leetcodedataset"))
     cases = [
         (next(p for p in lcd.problems if p.entry_point == "Solution().shortestDistanceAfterQueries"), None),
-        (next(p for p in mbpp.problems if p.entry_point == "remove_Occ"), 'assert remove_Occ("hello","l") == "heo"'),
+        (
+            next(p for p in mbpp.problems if p.entry_point == "remove_Occ"),
+            'assert remove_Occ("hello","l") == "heo"',
+        ),
     ]
     for problem, first_assert in cases:
         for style in ("completion", "chat"):
@@ -160,7 +167,17 @@ def test_completion_rendering_humaneval_style_continues_the_prompt(strategy):
 def test_template_hash_changes_with_any_text():
     t = prompts.get_template("few_shot")
     assert t.hash == prompts.get_template("few_shot").hash  # stable
-    fields = ("user", "system", "example", "completion", "example_completion", "code_cue", "block_cue", "spec", "version")
+    fields = (
+        "user",
+        "system",
+        "example",
+        "completion",
+        "example_completion",
+        "code_cue",
+        "block_cue",
+        "spec",
+        "version",
+    )
     for field in fields:
         changed = dataclasses.replace(t, **{field: getattr(t, field) + " "})
         assert changed.hash != t.hash, field
@@ -177,7 +194,9 @@ def test_every_strategy_has_its_own_hash_and_the_right_exemplar_needs():
 
 def test_rendered_prompt_changes_with_template_text(monkeypatch):
     before = prompts.render(LEET, "cot", "chat")
-    monkeypatch.setitem(prompts.TEMPLATES, "cot", dataclasses.replace(prompts.COT, user=prompts.COT.user + " Be brief."))
+    monkeypatch.setitem(
+        prompts.TEMPLATES, "cot", dataclasses.replace(prompts.COT, user=prompts.COT.user + " Be brief.")
+    )
     after = prompts.render(LEET, "cot", "chat")
     assert after.template_hash != before.template_hash
     assert after.prompt[1]["content"].endswith("Be brief.")
@@ -197,7 +216,9 @@ def test_bad_inputs_are_user_errors():
 def test_exemplar_reasoning_keeps_prose_only_and_is_bounded():
     response = (
         "Certainly! Below is the complete implementation:\n```python\nclass Solution: ...\n```\n"
-        "### Explanation:\n- Use a hash map from value to index.\n- One pass suffices.\n" + "More detail. " * 200
+        "### Explanation:\n- Use a hash map from value to index.\n- One pass suffices.\n"
+        + "More detail. "
+        * 200
     )
     text = prompts.exemplar_reasoning(dataclasses.replace(LEET, extra={"response": response}))
     assert text.startswith("- Use a hash map")
@@ -223,7 +244,10 @@ def test_sft_completion_style_trains_on_what_follows_the_starter():
     # a helper method first: the solution's own code up to the signature is the starter
     helper = "class Solution:\n    def _f(self, n):\n        return n\n\n    def climbStairs(self, n):\n        return self._f(n)\n```"
     ex = prompts.sft_example(LEET, helper, "completion")
-    assert ex["prompt"].endswith("    def climbStairs(self, n):") and ex["completion"] == "\n        return self._f(n)\n```"
+    assert (
+        ex["prompt"].endswith("    def climbStairs(self, n):")
+        and ex["completion"] == "\n        return self._f(n)\n```"
+    )
     compile(ex["prompt"].rsplit("```python\n", 1)[1] + ex["completion"].split("```")[0], "<p>", "exec")
     # no such function at all: an open block without starter, and the whole answer as the completion
     other = "def solve(n):\n    return n\n```"
