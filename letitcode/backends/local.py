@@ -23,6 +23,10 @@ Modes:
   (`generate(stop_strings=...)`). Also the fallback for models whose cache is not a plain `DynamicCache`
   (sliding-window or hybrid attention).
 
+Every mode tokenizes a prompt with `LocalBackend.encode` (`letitcode.prompts.encode_prompt`), exactly as TRL's
+SFTTrainer tokenizes it for training: a completion prompt gets the tokenizer's BOS (Gemma's, Llama's), a chat
+prompt the BOS its template writes, never two; batches are padded from those ids, never re-tokenized text.
+
 Stop strings end a sequence in every mode (continuous/paged check the decoded tail after each token).
 Greedy decoding is deterministic. Sampling is seeded from the decoding seed and the first request's cache
 key; under continuous batching the draws depend on which requests share a step, so a sampled run
