@@ -24,7 +24,7 @@ from typing import Any, Literal
 from letitcode import prompts
 from letitcode.backends.base import DecodingParams, GenRequest, prompt_hash
 from letitcode.errors import UserError
-from letitcode.extract import extract_code, fit_entry_point, truncate_completion
+from letitcode.extract import complete_program, extract_code, fit_entry_point, with_starter
 from letitcode.metrics import parse_ks, summarize
 from letitcode.problems import Problem, stratified_subset
 from letitcode.records import (
@@ -101,7 +101,13 @@ class EvalConfig:
     strategy: Strategy = _opt("zero_shot", "Prompting strategy.")
     prompt_style: Literal["auto", "chat", "completion"] = _opt(
         "auto",
-        "chat (the tokenizer's chat template) or completion (plain text a base model continues); auto: from the model.",
+        "chat or completion prompts; auto: what a fine-tuned model's training manifest says, else the seed "
+        "table (prompts.SEED_STYLES), else the local tokenizer's chat template (endpoints need one of the first three).",
+    )
+    skip_overlong: bool = _opt(
+        False,
+        "Skip problems whose prompt + max_new_tokens exceeds the model's context (listed in results.json) "
+        "instead of stopping with an error.",
     )
     k_shots: int = _opt(3, "Exemplars per prompt for few_shot, cot_few_shot and rag.")
     retriever: Literal["bm25", "dense"] = _opt("bm25", "How rag picks exemplars.")
@@ -382,6 +388,7 @@ def _write_outputs(
     *,
     ks: Sequence[int] | None = None,
     sampling: dict[str, Any] | None = None,
+    extra_results: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from letitcode import results_dataset
     from letitcode.metrics import enrich
@@ -398,6 +405,7 @@ def _write_outputs(
     results["benchmark"] = manifest["benchmark"]["name"]
     results["approach"] = manifest.get("approach")
     results["isolation"] = manifest["isolation"]
+    results.update(extra_results or {})
     # who decided the verdicts: the trusted judge by replay, or the legacy in-sample harness (letitcode.judge)
     results["judge"] = dict(Counter(r.get("judge") for r in records if r.get("judge")))
     # Everything is written into a staging folder first and moved into place only once all of it exists,
@@ -520,10 +528,42 @@ def _sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def resolve_style(cfg: EvalConfig, backend: Any) -> Literal["chat", "completion"]:
-    if cfg.prompt_style != "auto":
-        return cfg.prompt_style
-    return "chat" if getattr(backend, "has_chat_template", True) else "completion"
+def resolve_style(cfg: EvalConfig, backend: Any) -> prompts.StyleChoice:
+    """`prompts.resolve_style` for this run's model: a local backend's tokenizer is the last resort."""
+    return prompts.resolve_style(
+        cfg.prompt_style,
+        model=cfg.model,
+        resolved=getattr(backend, "resolved", None),
+        served=getattr(backend, "model_name", None),
+        has_chat_template=getattr(backend, "has_chat_template", None),
+    )
+
+
+def check_context(
+    problems: Sequence[Problem], infos: dict[str, dict[str, Any]], backend: Any, cfg: EvalConfig
+) -> tuple[list[Problem], list[dict[str, Any]]]:
+    """(problems that fit, the ones skipped): a prompt + max_new_tokens past the model's context is a one-line
+    error naming the problem and the lengths, or, with --skip_overlong, a problem skipped and listed."""
+    window = backend.context_window() if hasattr(backend, "context_window") else None
+    kept, skipped = [], []
+    for p in problems:
+        n = infos[p.task_id].get("n_prompt_tokens")
+        if not window or n is None or n + cfg.max_new_tokens <= window:
+            # (an endpoint checks its own context: an overlong prompt is its HTTP 400, a one-line error)
+            kept.append(p)
+            continue
+        if not cfg.skip_overlong:
+            raise UserError(
+                f"problem {p.task_id!r}: prompt of {n} tokens + --max_new_tokens {cfg.max_new_tokens} = "
+                f"{n + cfg.max_new_tokens} > the {window}-token context of {cfg.model!r}; lower --max_new_tokens "
+                "or pass --skip_overlong"
+            )
+        skipped.append({"task_id": p.task_id, "n_prompt_tokens": n})
+    if not kept:
+        raise UserError(
+            f"every prompt + --max_new_tokens {cfg.max_new_tokens} exceeds the {window}-token context"
+        )
+    return kept, skipped
 
 
 def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
@@ -623,7 +663,8 @@ def _run_eval(
                 "timeout_s": cfg.request_timeout_s,
             }
         backend = make_backend(cfg.backend, cfg.model, **kwargs)
-    style = resolve_style(cfg, backend)
+    choice = resolve_style(cfg, backend)
+    style = choice.style
 
     exemplars: dict[str, list[Problem]] = {}
     exemplar_stats: dict[str, Any] = {}
@@ -636,6 +677,8 @@ def _run_eval(
     rendered = {
         p.task_id: prompts.render(p, cfg.strategy, style, exemplars.get(p.task_id, ())) for p in problems
     }
+    prompt_infos = {p.task_id: _prompt_info(backend, rendered[p.task_id].prompt) for p in problems}
+    problems, skipped = check_context(problems, prompt_infos, backend, cfg)
     model_key = getattr(backend, "cache_key", None) or backend.resolved.cache_key
     # Decoding settings (but not n: more samples extend a run) are part of the key, so changing
     # --temperature or --max-new-tokens never silently reuses old generations.
@@ -683,6 +726,7 @@ def _run_eval(
                 "n_tokens": gen.n_tokens,
                 "latency_s": gen.latency_s,
                 "finish_reason": gen.finish_reason,
+                **({"n_prompt_tokens": gen.extra["prompt_tokens"]} if "prompt_tokens" in gen.extra else {}),
             },
         )
     gen_wall = time.perf_counter() - t0
@@ -699,14 +743,26 @@ def _run_eval(
         rec.update(
             latency_s=entry["latency_s"], n_tokens=entry["n_tokens"], finish_reason=entry["finish_reason"]
         )
+        # the exact prompt sent and its length (BOS included), so a run shows what the model saw
+        rec.update(prompt_infos[p.task_id])
+        if entry.get("n_prompt_tokens") is not None:
+            rec["n_prompt_tokens"] = entry["n_prompt_tokens"]
         if style == "completion" and r.code_prefix:
-            code: str | None = r.code_prefix + truncate_completion(entry["text"])
-            rec["extraction"] = "prompt+completion"  # the code already holds the prompt
+            # the code already holds the prompt's code (HumanEval's prompt, the starter's signature)
+            ext = complete_program(r.code_prefix, entry["text"], r.stops)
+            code: str | None = ext.code
+            rec["extraction"] = ext.method + ("+truncated" if ext.truncated else "")
         else:
             ext = extract_code(entry["text"], p.entry_point)
             code, fitted = fit_entry_point(ext.code, p.entry_point) if ext.code else (None, False)
+            started = False
+            if code and p.starter_code:
+                code, started = with_starter(code, p.starter_code, p.entry_point)
             rec["extraction"] = (
-                ext.method + ("+truncated" if ext.truncated else "") + ("+fitted" if fitted else "")
+                ext.method
+                + ("+truncated" if ext.truncated else "")
+                + ("+fitted" if fitted else "")
+                + ("+starter" if started else "")
             )
         items.append((p, rec, code, "solution"))
     records, isolation = execute(
@@ -728,6 +784,7 @@ def _run_eval(
             "template_version": template.version,
             "template_hash": template.hash,
             "style": style,
+            "style_from": choice.source,
             "k_shots": cfg.k_shots if template.example else 0,
             "exemplars": exemplar_stats,
         },
@@ -753,7 +810,14 @@ def _run_eval(
         {p.task_id: p for p in problems},
         ks=parse_ks(cfg.k),
         sampling=sampling_info(bench.problems, problems, cfg),
+        extra_results={"skipped_overlong": skipped} if skipped else None,
     )
+
+
+def _prompt_info(backend: Any, prompt: Any) -> dict[str, Any]:
+    if hasattr(backend, "prompt_info"):
+        return backend.prompt_info(prompt)
+    return {"prompt": prompt, "n_prompt_tokens": None, "prompt_bos": None}
 
 
 def sampling_info(all_problems: Sequence[Problem], chosen: Sequence[Problem], cfg: EvalConfig) -> dict | None:

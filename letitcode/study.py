@@ -435,16 +435,17 @@ def _sft_text(row: Any) -> str:
 
 
 def _chat_style(model: str) -> str:
-    """"chat" when the model's tokenizer has a chat template (the evaluator's and sft/train.py's rule)."""
-    from letitcode import models
+    """The model's prompt style by the evaluator's and sft/train.py's rule (`letitcode.prompts.resolve_style`:
+    the seed table, then whether its tokenizer has a chat template)."""
+    from letitcode import models, prompts
 
-    path = Path(models.resolve(model).path)
-    if (path / "chat_template.jinja").exists():
-        return "chat"
+    resolved = models.resolve(model)
+    path = Path(resolved.path)
     cfg = path / "tokenizer_config.json"
-    if cfg.exists() and json.loads(cfg.read_text()).get("chat_template"):
-        return "chat"
-    return "completion"
+    has_template = (path / "chat_template.jinja").exists() or (
+        cfg.exists() and bool(json.loads(cfg.read_text()).get("chat_template"))
+    )
+    return prompts.resolve_style(None, model=model, resolved=resolved, has_chat_template=has_template).style
 
 
 # ------------------------------------------------------------------------------------------------ prepare

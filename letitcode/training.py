@@ -30,7 +30,7 @@ from typing import Any
 
 from trl import ModelConfig
 
-from letitcode import hub, models
+from letitcode import hub, models, prompts
 from letitcode.errors import UserError
 from letitcode.sft_data import DEFAULT_DATASET, SFTData, build_sft_data, load_rows, write_rows
 
@@ -105,8 +105,9 @@ class SFTScriptArguments:
     prompt_style: str = field(
         default="auto",
         metadata={
-            "help": "'chat' (chat template), 'completion' (plain text), or 'auto': chat when the tokenizer has a "
-            "chat template. The evaluator uses the same rule.",
+            "help": "'chat' (chat template), 'completion' (plain text), or 'auto': the seed table "
+            "(letitcode.prompts.SEED_STYLES), else chat when the tokenizer has a chat template. The evaluator "
+            "uses the same rule, and reads the style from the training manifest.",
             "choices": ["auto", "chat", "completion"],
         },
     )
@@ -489,11 +490,8 @@ def drop_overlong_prompts(dataset: Any, tokenizer: Any, max_length: int | None) 
         return dataset, 0
 
     def prompt_len(example: dict[str, Any]) -> dict[str, int]:
-        prompt = example["prompt"]
-        if isinstance(prompt, list):  # conversational: what TRL tokenizes as the prompt
-            prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-            return {"_n": len(tokenizer(prompt, add_special_tokens=False)["input_ids"])}
-        return {"_n": len(tokenizer(prompt)["input_ids"])}
+        # what TRL tokenizes as the prompt (BOS included), as the evaluator does
+        return {"_n": len(prompts.encode_prompt(tokenizer, example["prompt"]))}
 
     n = dataset.map(prompt_len, desc="Measuring prompts")["_n"]
     keep = [i for i, k in enumerate(n) if k < max_length]
@@ -808,9 +806,13 @@ def train(
             "if you want to keep training it)"
         )
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    style = script_args.prompt_style
-    if style == "auto":
-        style = "chat" if getattr(tokenizer, "chat_template", None) else "completion"
+    # explicit > seed table > chat template (letitcode.prompts.resolve_style, as the evaluator resolves it)
+    style = prompts.resolve_style(
+        script_args.prompt_style,
+        model=model_args.model_name_or_path,
+        resolved=resolved,
+        has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+    ).style
 
     # the data first: an unreachable or malformed dataset fails before anything slower is loaded
     raw = load_rows(
@@ -833,6 +835,11 @@ def train(
         max_eval_samples=script_args.max_eval_samples,
     )
     train_ds, eval_ds = data.datasets()
+    if style == "chat" and not prompts.supports_system_turn(tokenizer):  # Gemma: fold as evaluation does
+        train_ds, eval_ds = (
+            d.map(prompts.fit_example, fn_kwargs={"tokenizer": tokenizer}) if d is not None else d
+            for d in (train_ds, eval_ds)
+        )
     if train_ds is None:
         raise UserError("no training rows left after the split; lower --val_fraction")
     train_ds, dropped = drop_overlong_prompts(train_ds, tokenizer, sft_args.max_length)

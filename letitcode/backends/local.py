@@ -23,6 +23,10 @@ Modes:
   (`generate(stop_strings=...)`). Also the fallback for models whose cache is not a plain `DynamicCache`
   (sliding-window or hybrid attention).
 
+Every mode tokenizes a prompt with `LocalBackend.encode` (`letitcode.prompts.encode_prompt`), exactly as TRL's
+SFTTrainer tokenizes it for training: a completion prompt gets the tokenizer's BOS (Gemma's, Llama's), a chat
+prompt the BOS its template writes, never two; batches are padded from those ids, never re-tokenized text.
+
 Stop strings end a sequence in every mode (continuous/paged check the decoded tail after each token).
 Greedy decoding is deterministic. Sampling is seeded from the decoding seed and the first request's cache
 key; under continuous batching the draws depend on which requests share a step, so a sampled run
@@ -67,6 +71,7 @@ class LocalBackend:
         device: str | None = None,
         loaded: tuple[Any, Any] | None = None,
         mode: Mode = "auto",
+        add_bos: bool = True,
     ):
         from letitcode import models
 
@@ -76,6 +81,8 @@ class LocalBackend:
             raise UserError(f"unknown local generation mode {mode!r}: choose auto, continuous, paged or static")
         self.batch_size = batch_size
         self.dtype = dtype
+        # False only for the ablation in bench/base_model_prompting.py: prompts lose the BOS that training gives
+        self.add_bos = add_bos
         if loaded is not None:
             self.model, self.tokenizer = loaded
             self.resolved = model if isinstance(model, ResolvedModel) else models.resolve(model)
@@ -116,6 +123,10 @@ class LocalBackend:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
+    @property
+    def cache_key(self) -> str:
+        return self.resolved.cache_key + ("" if self.add_bos else "|no-bos")
+
     def describe(self) -> dict[str, Any]:
         return {
             "backend": self.name,
@@ -124,17 +135,52 @@ class LocalBackend:
             "batch_size": self.batch_size,
             "device": str(self.model.device),
             "n_params": sum(p.numel() for p in self.model.parameters()),  # the leaderboard's size column
+            "bos": self.add_bos,
+            "context_window": self.context_window(),
         }
 
-    def to_text(self, prompt: Prompt) -> str:
-        if isinstance(prompt, str):
-            return prompt
-        if not self.has_chat_template:
+    def _check_chat(self, prompt: Prompt) -> None:
+        if not isinstance(prompt, str) and not self.has_chat_template:
             raise UserError(
                 f"model {self.resolved.spec!r} has no chat template, but a chat prompt was requested: "
                 "pass --prompt-style completion"
             )
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def to_text(self, prompt: Prompt) -> str:
+        """The text the model is given (chat template applied, system turn folded where it is rejected)."""
+        from letitcode.prompts import prompt_text
+
+        self._check_chat(prompt)
+        return prompt_text(self.tokenizer, prompt)
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """The prompt's token ids, exactly as TRL tokenizes it for training (`letitcode.prompts.encode_prompt`):
+        BOS once where the tokenizer or template gives one. Every generation mode and length uses this."""
+        from letitcode.prompts import encode_prompt
+
+        self._check_chat(prompt)
+        return encode_prompt(self.tokenizer, prompt, add_bos=self.add_bos)
+
+    def prompt_info(self, prompt: Prompt) -> dict[str, Any]:
+        """What a record says about the prompt sent: its text, token count and whether it starts with BOS."""
+        ids = self.encode(prompt)
+        bos = self.tokenizer.bos_token_id
+        return {
+            "prompt": self.to_text(prompt),
+            "n_prompt_tokens": len(ids),
+            "prompt_bos": bool(ids) and bos is not None and ids[0] == bos,
+        }
+
+    def context_window(self) -> int | None:
+        """The longest sequence (prompt + new tokens) the model takes: its config's position limit, or the
+        tokenizer's `model_max_length` where that is smaller and real (Phi-3-mini-4k: 4096)."""
+        cfg = self.model.config.get_text_config()
+        limits = [
+            getattr(cfg, "max_position_embeddings", None),
+            getattr(self.tokenizer, "model_max_length", None),
+        ]
+        real = [int(x) for x in limits if isinstance(x, int) and 0 < x < 10**7]
+        return min(real) if real else None
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id
@@ -186,7 +232,7 @@ class LocalBackend:
         from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
         model, device = self.model, self.model.device
-        ids = [self.tokenizer(self.to_text(r.prompt), add_special_tokens=False).input_ids for r in requests]
+        ids = [self.encode(r.prompt) for r in requests]
         # Longest prompts first, as in static batching: rows admitted together pad little.
         pending = deque(sorted(range(len(requests)), key=lambda i: -len(ids[i])))
         eos = self._eos_ids()
@@ -288,7 +334,7 @@ class LocalBackend:
         from tqdm.auto import tqdm
         from transformers import ContinuousBatchingConfig, GenerationConfig
 
-        ids = [self.tokenizer(self.to_text(r.prompt), add_special_tokens=False).input_ids for r in requests]
+        ids = [self.encode(r.prompt) for r in requests]
         eos = self._eos_ids()
         gen_cfg = GenerationConfig(
             max_new_tokens=params.max_new_tokens,
@@ -355,18 +401,24 @@ class LocalBackend:
         import torch
         from tqdm.auto import tqdm
 
-        texts = [self.to_text(r.prompt) for r in requests]
-        lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
-        order = sorted(range(len(requests)), key=lambda i: -lengths[i])
+        ids = [self.encode(r.prompt) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: -len(ids[i]))
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         eos = self._eos_ids() | ({self.tokenizer.pad_token_id} if self.tokenizer.pad_token_id is not None else set())
         bar = tqdm(total=len(requests), desc="generating", unit="sample", disable=not progress)
         try:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 torch.manual_seed(self._seed(params, requests[idx[0]].key))
-                batch = self.tokenizer(
-                    [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-                ).to(self.model.device)
+                # Left-padded from the ids themselves: re-tokenizing the text would lose (or double) the BOS.
+                width = max(len(ids[i]) for i in idx)
+                batch = {
+                    "input_ids": torch.tensor([[pad_id] * (width - len(ids[i])) + ids[i] for i in idx]),
+                    "attention_mask": torch.tensor(
+                        [[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in idx]
+                    ),
+                }
+                batch = {k: v.to(self.model.device) for k, v in batch.items()}
                 kwargs: dict[str, Any] = dict(
                     max_new_tokens=params.max_new_tokens,
                     do_sample=not params.greedy,
