@@ -578,7 +578,9 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     if not problems:
         raise UserError(f"benchmark {cfg.benchmark!r} ({bench.manifest().get('source')}) has no problems")
     out = Path(cfg.output_dir)
-    check_rerun(out, cfg)  # before the model loads: a rerun with other options must not touch the old run
+    check_rerun(
+        out, cfg, bench.version
+    )  # before the model loads: a rerun with other options must not touch the old run
     created = not out.exists()
     try:
         return _run_eval(cfg, bench, problems, out, params, backend)
@@ -624,21 +626,26 @@ def run_options(cfg: EvalConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k not in RERUN_FREE}
 
 
-def check_rerun(out: Path, cfg: EvalConfig) -> None:
+def check_rerun(out: Path, cfg: EvalConfig, data_version: str | None = None) -> None:
     """Refuse to run into a folder that holds a run made with other options, unless --overwrite."""
     path = out / "manifest.json"
     if cfg.overwrite or not path.is_file():
         return
     try:
-        old = (json.loads(path.read_text()) or {}).get("options")
+        old_manifest = json.loads(path.read_text()) or {}
     except ValueError:
         raise UserError(
             f"{path} is not valid JSON: pass --overwrite to replace that run, or another --output_dir"
         ) from None
+    old = old_manifest.get("options")
     if not isinstance(old, dict):
         return  # a run from before options were recorded: resumable as before
-    new = run_options(cfg)
+    new = without_local_paths(run_options(cfg))  # as the manifest stores them
     diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    old_version = (old_manifest.get("benchmark") or {}).get("version")
+    if data_version and old_version and old_version != data_version:
+        old, new = {**old, "data": old_version}, {**new, "data": data_version}  # same name, other file
+        diff.append("data")
     if diff:
         shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:3])
         raise UserError(

@@ -143,6 +143,7 @@ def test_no_local_path_reaches_the_manifest_dataset_or_card(tmp_path: Path, shar
     cfg = _cfg(out, benchmark="leetcodedataset", dataset=str(lcd))
     cfg.extra_manifest = {"trained_from": str(Path.home() / ".cache" / "letitcode" / "adapter")}
     run_eval(cfg, backend=WrongAnswers())
+    run_eval(cfg, backend=WrongAnswers())  # the same run again: its cut-down paths still match, it resumes
     manifest = (out / "manifest.json").read_text()
     bench = json.loads(manifest)["benchmark"]
     assert bench["source"] == "newfacade/LeetCodeDataset" and bench["file"] == lcd.name
