@@ -248,7 +248,7 @@ def load(
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype_name), "attn_implementation": attn}
     if quant:
         kwargs["quantization_config"] = devices.bnb_config(quant, dtype_name)
-    if devices.is_cuda(target) or quant:
+    if devices.is_cuda(target):
         # Straight onto the one device (4-bit weights are quantized as they land there); never "auto", which
         # would spread one model over every visible GPU.
         kwargs["device_map"] = {"": target}
@@ -266,7 +266,7 @@ def load(
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, resolved.path)
-    if "device_map" not in kwargs:
+    if "device_map" not in kwargs and not quant:  # a 4-bit model cannot be moved; on the CPU it is already there
         model.to(target)
     model.eval()
     trained_4bit = devices.adapter_quantization(resolved.path) if resolved.is_adapter else None
