@@ -365,3 +365,168 @@ def test_run_eval_records_device_dtype_attn_and_gpu_peak_in_manifest(tiny_model,
     assert m["device"] == {"device": "cpu", "name": "cpu", "peak_gpu_memory_gib": None}
     assert m["backend"]["device"] == "cpu" and m["backend"]["dtype"] == "float32"
     assert m["backend"]["attn_implementation"] == "sdpa" and m["backend"]["quantization"] == "none"
+
+
+# ------------------------------------------------------------------------------------------------ the study
+
+
+def _tiny_plan(**kw):
+    from letitcode.study import ArmSpec, BenchmarkSpec, StudyPlan, TrainSpec
+
+    return StudyPlan(
+        name="t",
+        benchmarks=[BenchmarkSpec(name="humaneval", benchmark="humaneval", role="heldout")],
+        arms=[
+            ArmSpec(name="zero_shot"),
+            ArmSpec(name="lora", train=TrainSpec(method="lora")),
+            ArmSpec(
+                name="full",
+                train=TrainSpec(method="full", accelerate_config="accelerate_configs/multi_gpu.yaml"),
+            ),
+        ],
+        **kw,
+    )
+
+
+def test_study_pins_every_unit_to_one_gpu_and_passes_its_device(monkeypatch, fake_cuda, tmp_path):
+    from letitcode import study
+
+    fake_cuda(count=4)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    calls = []
+    monkeypatch.setattr(
+        study,
+        "_run_child",
+        lambda cmd, log, threads=None, env_extra=None: calls.append((cmd, env_extra)) or (1, 0.0, 0.0),
+    )
+    monkeypatch.setattr(study, "pending_benchmarks", lambda *a: ["humaneval"])
+    monkeypatch.setattr(study, "train_command", lambda *a: ["python", "sft/train.py"])
+    monkeypatch.setattr(study, "_train_fp", lambda *a: "fp")
+    plan = _tiny_plan(device="cuda:2")
+    timings = study.Timings(tmp_path / "timings.json")
+    for unit in (
+        lambda: study.run_arm_evals(plan, {}, [plan.arm("zero_shot")], tmp_path, timings),
+        lambda: study.run_training(plan, {}, plan.arm("lora"), tmp_path, timings),
+        lambda: study.run_training(plan, {}, plan.arm("full"), tmp_path, timings),
+    ):
+        with pytest.raises(UserError, match="failed"):
+            unit()
+    (eval_cmd, eval_env), (_, lora_env), (_, full_env) = calls
+    assert eval_cmd[eval_cmd.index("--device") + 1] == "cuda:0" and eval_env == {"CUDA_VISIBLE_DEVICES": "2"}
+    assert lora_env == {"CUDA_VISIBLE_DEVICES": "2"}
+    assert full_env is None  # a multi-GPU (accelerate) arm sees every GPU, one per rank
+    # auto on a GPU machine: the first GPU; on a CPU machine: nothing pinned; cuda without CUDA: one line
+    assert study.unit_device(_tiny_plan()) == ("cuda:0", {"CUDA_VISIBLE_DEVICES": "0"})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert study.unit_device(_tiny_plan()) == ("cpu", {})
+    with pytest.raises(UserError, match="plan device cuda: no CUDA device"):
+        study.unit_device(_tiny_plan(device="cuda"))
+
+
+def test_study_eval_unit_loads_on_its_device_and_records_gib(monkeypatch, fake_cuda, tmp_path):
+    import contextlib
+    import dataclasses
+
+    from letitcode import study
+    from letitcode.study import BenchmarkSpec
+
+    fake_cuda()
+    plan = _tiny_plan(device="cuda:0", attn_implementation="sdpa", quantization="none", batch_size=16)
+    prep = {
+        "benchmarks": {
+            "humaneval": {
+                "spec": dataclasses.asdict(BenchmarkSpec(name="humaneval", benchmark="humaneval")),
+                "task_ids": ["HumanEval/0"],
+            }
+        },
+        "sft": {},
+    }
+    seen = {}
+
+    class Backend:
+        device = "cuda:0"
+
+        def describe(self):
+            return {"quantization": "4bit-nf4"}
+
+    def make_backend(kind, model, **kw):
+        seen.update(kw, kind=kind)
+        return Backend()
+
+    def run_eval(cfg, backend=None):
+        seen["cfg"] = cfg
+        return {"pass@1": 0.0}
+
+    with contextlib.ExitStack() as stack:
+        study._eval_arm(
+            plan,
+            prep,
+            plan.arm("zero_shot"),
+            ["humaneval"],
+            tmp_path,
+            None,
+            None,
+            stack,
+            make_backend,
+            run_eval,
+        )
+    assert (
+        seen["device"] == "cuda:0"
+        and seen["attn_implementation"] == "sdpa"
+        and seen["quantization"] == "none"
+    )
+    assert seen["cfg"].device == "cuda:0" and seen["batch_size"] == 16
+    mem = json.loads((tmp_path / "runs" / "zero_shot" / "memory.json").read_text())
+    assert (
+        mem["gpu_peak_gib"] == 3.0
+        and mem["gpu_total_gib"] == 80.0
+        and mem["device"] == "NVIDIA H100 80GB HBM3"
+    )
+    assert mem["quantization"] == "4bit-nf4" and "peak_rss_gib" in mem
+
+
+def test_report_memory_in_gib_prefers_gpu_peak_and_reads_the_training_manifest():
+    from letitcode.study_report import eval_memory, training_memory
+
+    assert eval_memory({"gpu_peak_gib": 5.5, "peak_rss_gib": 2.0}) == (5.5, "GPU peak allocated")
+    assert eval_memory({"peak_rss_mb": 2048.0, "gpu_peak_mb": None}) == (
+        2.0,
+        "process peak RSS (no GPU)",
+    )  # older runs
+    assert eval_memory({"gpu_peak_mb": 1024.0}) == (1.0, "GPU peak allocated")
+    # training: the largest rank's GPU peak wherever sft/train.py puts it, else the process RSS
+    assert training_memory({"gpu_memory": {"peak_gib_per_rank": [10.5, 12.0]}}, {"peak_rss_gib": 3.0}) == (
+        12.0,
+        "GPU peak",
+    )
+    assert training_memory({"gpu_peak_memory_mb": [2048, 1024]}, {}) == (2.0, "GPU peak")
+    assert training_memory({"hardware": {"gpu_memory_gb": 79.2}}, {"peak_rss_mb": 1536.0}) == (
+        1.5,
+        "peak RSS",
+    )
+
+
+def test_recommendation_breaks_cost_ties_by_memory_so_4bit_qlora_can_win(monkeypatch):
+    from letitcode import study_report
+
+    rows = [
+        {
+            "arm": "lora",
+            "pass@1": 0.5,
+            "cost_per_1k": 1.00,
+            "p95": 1.0,
+            "tokens_per_solved": 100,
+            "memory_gib": 17.2,
+        },
+        {
+            "arm": "qlora",
+            "pass@1": 0.5,
+            "cost_per_1k": 1.05,
+            "p95": 1.2,
+            "tokens_per_solved": 100,
+            "memory_gib": 6.1,
+        },
+    ]
+    monkeypatch.setattr(study_report, "paired", lambda *a: {"verdict": "no significant difference"})
+    rec = study_report.recommend(SimpleNamespace(primary="b"), rows)
+    assert rec["choice"]["arm"] == "qlora"

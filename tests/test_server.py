@@ -33,7 +33,9 @@ def _adapter(tmp_path: Path, *, qlora: bool, r: int = 8) -> ResolvedModel:
     (d / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base.path, "r": r}))
     if qlora:
         quant = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
-        (d / "manifest.json").write_text(json.dumps({"method": "qlora", "hyperparameters": {"quantization": quant}}))
+        (d / "manifest.json").write_text(
+            json.dumps({"method": "qlora", "hyperparameters": {"quantization": quant}})
+        )
     return ResolvedModel(str(d), str(d), None, None, "fpa", is_adapter=True, base=base)
 
 
@@ -73,8 +75,18 @@ def test_vllm_missing_and_bad_templates_are_one_line(monkeypatch, tmp_path):
         server.server_command("vllm", _model(tmp_path), port=1)
     with pytest.raises(UserError, match=r"\{model\} and \{port\}"):
         server.server_command("my-server --port 1", _model(tmp_path), port=1)
-    plan = server.server_command("my-server --model {model} --port {port} --host {host}", _model(tmp_path), port=7)
-    assert plan.command == ["my-server", "--model", str(tmp_path / "base"), "--port", "7", "--host", "127.0.0.1"]
+    plan = server.server_command(
+        "my-server --model {model} --port {port} --host {host}", _model(tmp_path), port=7
+    )
+    assert plan.command == [
+        "my-server",
+        "--model",
+        str(tmp_path / "base"),
+        "--port",
+        "7",
+        "--host",
+        "127.0.0.1",
+    ]
     assert plan.kind == "command" and plan.model == "auto"
 
 
@@ -92,8 +104,15 @@ def test_transformers_command_pins_the_device(monkeypatch, tmp_path):
 def test_server_that_exits_early_is_one_line_with_its_log_tail(tmp_path):
     cmd = [sys.executable, "-c", "import sys; print('CUDA out of memory while loading'); sys.exit(3)"]
     with pytest.raises(UserError) as e:
-        server.launch(cmd, host="127.0.0.1", port=server.free_port(), model="m", kind="vllm", ready_timeout_s=30,
-                      log_path=tmp_path / "s.log")
+        server.launch(
+            cmd,
+            host="127.0.0.1",
+            port=server.free_port(),
+            model="m",
+            kind="vllm",
+            ready_timeout_s=30,
+            log_path=tmp_path / "s.log",
+        )
     msg = str(e.value)
     assert "exited with status 3" in msg and "CUDA out of memory while loading" in msg and "\n" not in msg
 
@@ -103,8 +122,15 @@ def test_server_that_never_becomes_ready_is_stopped_and_one_line(tmp_path):
     code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); print('loading...', flush=True); time.sleep(600)"
     t0 = time.monotonic()
     with pytest.raises(UserError) as e:
-        server.launch([sys.executable, "-c", code], host="127.0.0.1", port=server.free_port(), model="m",
-                      kind="command", ready_timeout_s=2, log_path=tmp_path / "s.log")
+        server.launch(
+            [sys.executable, "-c", code],
+            host="127.0.0.1",
+            port=server.free_port(),
+            model="m",
+            kind="command",
+            ready_timeout_s=2,
+            log_path=tmp_path / "s.log",
+        )
     assert time.monotonic() - t0 < 30
     msg = str(e.value)
     assert "not ready after 2 s" in msg and "/v1/models" in msg and "loading..." in msg and "\n" not in msg
@@ -116,9 +142,16 @@ def test_server_that_never_becomes_ready_is_stopped_and_one_line(tmp_path):
 def test_serve_through_run_eval_fails_clearly_for_a_never_ready_command(tmp_path, embedded_path):
     from letitcode.pipeline import EvalConfig, run_eval
 
-    cfg = EvalConfig(model=str(embedded_path), benchmark="humaneval", limit=1, output_dir=str(tmp_path), device="cpu",
-                     serve=f"{sys.executable} -c 'import time; time.sleep(600)' {{model}} {{port}}",
-                     serve_ready_timeout_s=1, progress=False)
+    cfg = EvalConfig(
+        model=str(embedded_path),
+        benchmark="humaneval",
+        limit=1,
+        output_dir=str(tmp_path),
+        device="cpu",
+        serve=f"{sys.executable} -c 'import time; time.sleep(600)' {{model}} {{port}}",
+        serve_ready_timeout_s=1,
+        progress=False,
+    )
     with pytest.raises(UserError, match="--serve command: the server was not ready after 1 s"):
         run_eval(cfg)
     assert (tmp_path / "server.log").exists() and not (tmp_path / "manifest.json").exists()
@@ -130,17 +163,41 @@ def test_evaluate_run_serve_transformers_end_to_end(tmp_path, embedded_path):
     manifest, and is stopped; the same command again resumes from the cache (keyed by weights, not port)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     out = tmp_path / "run"
-    cmd = [sys.executable, "evaluate/run.py", "--model", "embedded", "--serve", "transformers", "--device", "cpu",
-           "--benchmark", "leetcode", "--limit", "2", "--max_new_tokens", "16", "--concurrency", "2",
-           "--output_dir", str(out), "--progress", "false"]
+    cmd = [
+        sys.executable,
+        "evaluate/run.py",
+        "--model",
+        "embedded",
+        "--serve",
+        "transformers",
+        "--device",
+        "cpu",
+        "--benchmark",
+        "leetcode",
+        "--limit",
+        "2",
+        "--max_new_tokens",
+        "16",
+        "--concurrency",
+        "2",
+        "--output_dir",
+        str(out),
+        "--progress",
+        "false",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((out / "manifest.json").read_text())
     assert m["backend"]["backend"] == "openai" and m["server"]["kind"] == "transformers"
-    assert m["server"]["command"][1:3] == ["serve", str(embedded_path)] or str(embedded_path) in m["server"]["command"]
+    assert (
+        m["server"]["command"][1:3] == ["serve", str(embedded_path)]
+        or str(embedded_path) in m["server"]["command"]
+    )
     assert m["served_model"]["hub_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert m["generation"]["requests"] == 2 and m["generation"]["tokens"] > 0
-    assert m["prompt"]["style"] == "chat"  # read from the local tokenizer's template, not claimed by the endpoint
+    assert (
+        m["prompt"]["style"] == "chat"
+    )  # read from the local tokenizer's template, not claimed by the endpoint
     # stopped: nothing listens on its port any more
     import httpx
 
