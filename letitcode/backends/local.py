@@ -23,6 +23,11 @@ Modes:
   (`generate(stop_strings=...)`). Also the fallback for models whose cache is not a plain `DynamicCache`
   (sliding-window or hybrid attention).
 
+Batch sizes: `batch_size` sequences are in flight on the CPU. On CUDA the KV cache is budgeted in tokens
+(80% of the free GPU memory after loading, over the model's KV bytes per token; letitcode.devices), the
+paged cache gets that whole budget and steps of up to 8192 tokens, and fewer than `batch_size` sequences run
+together only where the budget cannot hold that many of the longest request (prompt + max_new_tokens).
+
 Stop strings end a sequence in every mode (continuous/paged check the decoded tail after each token).
 Greedy decoding is deterministic. Sampling is seeded from the decoding seed and the first request's cache
 key; under continuous batching the draws depend on which requests share a step, so a sampled run
