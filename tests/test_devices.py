@@ -300,6 +300,10 @@ def test_cpu_keeps_batch_size_and_the_cpu_step_cap(tiny_model):
     assert not b.on_cuda and b.rows_in_flight(10**9) == 5 and b.mode == "continuous"
     d = b.describe()
     assert d["device"] == "cpu" and d["dtype"] == "float32" and d["attn_implementation"] == "sdpa"
+    # generations on a 4-bit base are never reused for the full-precision base (or back)
+    assert b.cache_key == b.resolved.cache_key
+    b.load_info["quantization"] = "4bit-nf4"
+    assert b.cache_key != b.resolved.cache_key
 
 
 # ------------------------------------------------------------------------------------------------ run_eval

@@ -152,6 +152,12 @@ class LocalBackend:
         }
 
     @property
+    def cache_key(self) -> str:
+        """The weights' key; a 4-bit base generates differently from the full-precision one, so it gets its own."""
+        quant = self.load_info.get("quantization", "none")
+        return self.resolved.cache_key + ("" if quant == "none" else f"|{quant}")
+
+    @property
     def on_cuda(self) -> bool:
         return self.model.device.type == "cuda"
 
