@@ -295,7 +295,6 @@ def server_command(
     quant = devices.resolve_quantization(quantization, resolved, device) if resolved.is_adapter else None
     base = resolved.base if resolved.is_adapter and resolved.base else resolved
     if serve == "vllm":
-        model = resolved.spec if not resolved.is_adapter else "adapter"
         cmd = [*_vllm_executable(), "serve", base.path, "--host", host, "--port", str(port)]
         served_name = base.hub_id or base.path
         cmd += ["--served-model-name", served_name]
@@ -309,7 +308,7 @@ def server_command(
             rank = _lora_rank(resolved.path)
             if rank and rank > 16:  # vLLM's default --max-lora-rank is 16
                 cmd += ["--max-lora-rank", str(rank)]
-            if quant:  # a QLoRA adapter runs on the 4-bit base it was trained on
+            if quant:  # a QLoRA adapter runs on the 4-bit base it was trained on (in-flight bitsandbytes)
                 cmd += ["--quantization", "bitsandbytes"]
         else:
             model = served_name
