@@ -536,15 +536,46 @@ def test_recommendation_breaks_cost_ties_by_memory_so_4bit_qlora_can_win(monkeyp
     assert rec["choice"]["arm"] == "qlora"
 
 
-def test_eval_after_evaluates_on_the_gpu_and_a_qlora_adapter_on_its_4bit_base(monkeypatch, tmp_path, qlora_adapter):
+def test_eval_after_evaluates_on_the_gpu_and_a_qlora_adapter_on_its_4bit_base(
+    monkeypatch, tmp_path, qlora_adapter
+):
     from letitcode import pipeline, training
 
     seen = []
-    monkeypatch.setattr(pipeline, "run_eval", lambda cfg: seen.append(cfg) or {"pass@1": 0.0, "n_problems": 1})
+    monkeypatch.setattr(
+        pipeline, "run_eval", lambda cfg: seen.append(cfg) or {"pass@1": 0.0, "n_problems": 1}
+    )
     data = SimpleNamespace(style="chat", has_tests=False, train=None, validation=None)
-    args = SimpleNamespace(eval_limit=2, eval_max_new_tokens=8, eval_benchmark="humaneval", eval_dataset=None,
-                           eval_split=None, eval_revision=None)
+    args = SimpleNamespace(
+        eval_limit=2,
+        eval_max_new_tokens=8,
+        eval_benchmark="humaneval",
+        eval_dataset=None,
+        eval_split=None,
+        eval_revision=None,
+    )
     training.evaluate_after(tmp_path, qlora_adapter, data, args, {}, "qlora")
     training.evaluate_after(tmp_path, tmp_path, data, args, {}, "lora")  # no training manifest: not 4-bit
     assert [c.device for c in seen] == ["auto", "auto"]  # auto = the GPU this process trained on
     assert [c.quantization for c in seen] == ["4bit", "none"]
+
+
+def test_run_eval_gives_the_local_backend_its_device_attn_and_quantization(monkeypatch, fake_cuda, tmp_path):
+    import letitcode.backends as backends
+    from letitcode.pipeline import EvalConfig, run_eval
+
+    fake_cuda()
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def make_backend(kind, model, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(backends, "make_backend", make_backend)
+    with pytest.raises(Stop):
+        run_eval(EvalConfig(benchmark="humaneval", limit=1, output_dir=str(tmp_path), quantization="none"))
+    assert seen["device"] == "cuda:0" and seen["dtype"] == "auto" and seen["attn_implementation"] == "auto"
+    assert seen["quantization"] == "none"
