@@ -777,7 +777,8 @@ def run_dir(out: Path, arm: str, bench: str) -> Path:
 
 def _eval_fp(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, bench: str, out: Path) -> str:
     cfg = dataclasses.asdict(eval_config(plan, prep, arm, bench, out))
-    for k in ("output_dir", "progress", "model"):
+    # the device is where a unit runs (the child sees its pinned GPU as cuda:0), not what it computes
+    for k in ("output_dir", "progress", "model", "device"):
         cfg.pop(k)
     train_fp = _train_fp(plan, prep, arm, out) if arm.train else plan.model
     return fingerprint({"cfg": cfg, "model": train_fp, "backend_options": plan.backend_options})

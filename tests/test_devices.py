@@ -579,3 +579,28 @@ def test_run_eval_gives_the_local_backend_its_device_attn_and_quantization(monke
         run_eval(EvalConfig(benchmark="humaneval", limit=1, output_dir=str(tmp_path), quantization="none"))
     assert seen["device"] == "cuda:0" and seen["dtype"] == "auto" and seen["attn_implementation"] == "auto"
     assert seen["quantization"] == "none"
+
+
+def test_study_eval_fingerprint_ignores_where_the_unit_runs(tmp_path):
+    import dataclasses
+
+    from letitcode import study
+    from letitcode.study import BenchmarkSpec
+
+    prep = {
+        "benchmarks": {
+            "humaneval": {
+                "spec": dataclasses.asdict(BenchmarkSpec(name="humaneval", benchmark="humaneval")),
+                "task_ids": ["HumanEval/0"],
+            }
+        },
+        "sft": {},
+    }
+    parent, child = _tiny_plan(), _tiny_plan(device="cuda:0")  # the child runs the parent's "auto" as cuda:0
+    arm = parent.arm("zero_shot")
+    assert study._eval_fp(parent, prep, arm, "humaneval", tmp_path) == study._eval_fp(
+        child, prep, arm, "humaneval", tmp_path
+    )
+    assert study._eval_fp(
+        _tiny_plan(quantization="none"), prep, arm, "humaneval", tmp_path
+    ) != study._eval_fp(parent, prep, arm, "humaneval", tmp_path)
