@@ -604,3 +604,50 @@ def test_study_eval_fingerprint_ignores_where_the_unit_runs(tmp_path):
     assert study._eval_fp(
         _tiny_plan(quantization="none"), prep, arm, "humaneval", tmp_path
     ) != study._eval_fp(parent, prep, arm, "humaneval", tmp_path)
+
+
+def test_study_with_serve_starts_one_server_per_model_and_evaluates_through_it(monkeypatch, tmp_path):
+    import contextlib
+    import dataclasses
+
+    from letitcode import server, study
+    from letitcode.study import BenchmarkSpec
+
+    spec = dataclasses.asdict(BenchmarkSpec(name="b", benchmark="humaneval"))
+    prep = {
+        "benchmarks": {b: {"spec": {**spec, "name": b}, "task_ids": ["HumanEval/0"]} for b in ("b1", "b2")},
+        "sft": {},
+    }
+    plan = _tiny_plan(serve="vllm", device="cpu")
+    started, ran = [], []
+
+    @contextlib.contextmanager
+    def fake_serve(cfg):
+        started.append(cfg)
+        served = dataclasses.replace(
+            cfg,
+            backend="openai",
+            endpoint="http://127.0.0.1:1/v1",
+            model="m",
+            serve=None,
+            extra_manifest={"server": {"kind": "vllm"}, "served_model": {"spec": cfg.model}},
+        )
+        yield served, "openai-backend"
+
+    monkeypatch.setattr(server, "serve_for_eval", fake_serve)
+    run = lambda cfg, backend=None: ran.append((cfg, backend)) or {"pass@1": 0.0}  # noqa: E731
+    with contextlib.ExitStack() as stack:
+        backend, served = study._eval_arm(
+            plan, prep, plan.arm("zero_shot"), ["b1", "b2"], tmp_path, None, None, stack, None, run
+        )
+        study._eval_arm(
+            plan, prep, plan.arm("zero_shot"), ["b1"], tmp_path, backend, served, stack, None, run
+        )
+    assert len(started) == 1 and started[0].serve == "vllm"
+    assert [c.backend for c, _ in ran] == ["openai"] * 3 and {b for _, b in ran} == {"openai-backend"}
+    assert all(
+        c.endpoint == "http://127.0.0.1:1/v1" and c.extra_manifest["server"] == {"kind": "vllm"}
+        for c, _ in ran
+    )
+    mem = json.loads((tmp_path / "runs" / "zero_shot" / "memory.json").read_text())
+    assert mem["served_by"] == "vllm" and mem["gpu_peak_gib"] is None
