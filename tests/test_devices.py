@@ -651,3 +651,12 @@ def test_study_with_serve_starts_one_server_per_model_and_evaluates_through_it(m
     )
     mem = json.loads((tmp_path / "runs" / "zero_shot" / "memory.json").read_text())
     assert mem["served_by"] == "vllm" and mem["gpu_peak_gib"] is None
+
+
+def test_an_80_gb_card_meets_an_80_gb_recipe(capsys):
+    from letitcode.training import Hardware, _check_gpu_expectation
+
+    # an H100 80GB: total_memory 85,045,231,616 bytes = 79.2 GiB; recipes say GB as cards are sold
+    assert _check_gpu_expectation(80, Hardware(True, True, 79.2)) is None
+    msg = _check_gpu_expectation(80, Hardware(True, True, 39.4))  # a 40 GB A100
+    assert msg and "80 GB (74.5 GiB)" in msg and "39.4 GiB" in msg
