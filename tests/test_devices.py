@@ -660,3 +660,16 @@ def test_an_80_gb_card_meets_an_80_gb_recipe(capsys):
     assert _check_gpu_expectation(80, Hardware(True, True, 79.2)) is None
     msg = _check_gpu_expectation(80, Hardware(True, True, 39.4))  # a 40 GB A100
     assert msg and "80 GB (74.5 GiB)" in msg and "39.4 GiB" in msg
+
+
+def test_quantization_4bit_really_loads_the_qlora_base_in_4bit_on_the_cpu(qlora_adapter):
+    """The real bitsandbytes path (its CPU backend): NF4 Linear4bit layers under the adapter, and it generates."""
+    from letitcode.backends.base import DecodingParams, GenRequest
+    from letitcode.backends.local import LocalBackend
+
+    b = LocalBackend(str(qlora_adapter), device="cpu", quantization="4bit", batch_size=2)
+    assert b.describe()["quantization"] == "4bit-nf4"
+    bnb = [m for m in b.model.modules() if type(m).__module__.startswith("bitsandbytes")]
+    assert len(bnb) == 14 and all(type(m).__name__ == "Linear4bit" for m in bnb)  # 7 linears x 2 layers
+    out = dict(b.generate([GenRequest("def f():", "k1")], DecodingParams(max_new_tokens=3), progress=False))
+    assert out[0].n_tokens >= 0 and b.cache_key != b.resolved.cache_key
