@@ -445,6 +445,12 @@ def serve_for_eval(cfg: Any) -> Iterator[tuple[Any, Any]]:
         stop_server(server)
 
 
+def devices_help() -> str:
+    from letitcode.devices import DEVICE_HELP
+
+    return DEVICE_HELP
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -456,8 +462,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--continuous-batching", action="store_true")
     parser.add_argument("--dtype", default=None)
+    parser.add_argument("--device", default="auto", help=devices_help())
     args = parser.parse_args(argv)
     try:
+        from letitcode import devices
+
+        device = devices.resolve_device(
+            args.device
+        )  # auto: the GPU when there is one, never silently the CPU
         path = models.resolve(args.model).path
         server = start_server(
             path,
@@ -465,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             continuous_batching=args.continuous_batching,
             dtype=args.dtype,
+            device="cuda:0" if devices.is_cuda(device) else "cpu",
+            env={"CUDA_VISIBLE_DEVICES": devices.physical_gpu(device)} if devices.is_cuda(device) else None,
         )
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
