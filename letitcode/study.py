@@ -9,7 +9,9 @@ A plan (``experiments/plans/<preset>.yaml``) names the model, the benchmarks, th
 2. **train**: one ``sft/train.py`` subprocess per fine-tuning arm (its own resume covers a kill mid-run);
 3. **evaluate**: one subprocess per model (the in-context arms share the base model; each fine-tuned arm has
    its own) runs ``letitcode.pipeline.run_eval`` on every benchmark with the model loaded once, and records
-   each arm's peak memory (GPU when there is one);
+   each arm's peak memory (GPU when there is one, in GiB); every training and evaluation subprocess is pinned
+   to one GPU (``CUDA_VISIBLE_DEVICES``; it sees ``cuda:0``), and with ``serve`` each model is evaluated through
+   one OpenAI-compatible server (vLLM, ``transformers serve`` or a command; ``letitcode/server.py``);
 4. **collect**: every run goes into one result dataset (``OUTPUT_DIR/dataset``, what the leaderboard reads),
    and ``letitcode.study_report`` writes ``report.md`` and its PNGs.
 
