@@ -314,25 +314,63 @@ def _resolve_adapter(
 
 
 def load(
-    spec: str | ResolvedModel, *, dtype: str = "float32", device: str | None = None
+    spec: str | ResolvedModel,
+    *,
+    dtype: str = "auto",
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    quantization: str | None = None,
 ) -> tuple[Any, Any, ResolvedModel]:
-    """Load (model, tokenizer, resolved) for generation; adapters are loaded on their base with PEFT."""
+    """Load (model, tokenizer, resolved) for generation onto exactly one device; adapters on their base (PEFT).
+
+    `device`, `dtype`, `attn_implementation` and `quantization` take `auto` (the default for each; see
+    letitcode/devices.py): CUDA when available, bf16/fp16 on a GPU and fp32 on the CPU, flash-attention 2 when
+    installed else sdpa, and a 4-bit base exactly for QLoRA adapters. What was chosen is in
+    `model.letitcode_load` (the manifest records it)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from letitcode import devices
+
+    target = devices.resolve_device(device)
+    dtype_name = devices.resolve_dtype(dtype, target)
+    attn = devices.resolve_attn(attn_implementation, target)
     resolved = spec if isinstance(spec, ResolvedModel) else resolve(spec)
-    torch_dtype = getattr(torch, dtype)
+    quant = devices.resolve_quantization(quantization, resolved, target)
     base_path = resolved.base.path if resolved.is_adapter and resolved.base else resolved.path
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype)
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype_name), "attn_implementation": attn}
+    if quant:
+        kwargs["quantization_config"] = devices.bnb_config(quant, dtype_name)
+    if devices.is_cuda(target):
+        # Straight onto the one device (4-bit weights are quantized as they land there); never "auto", which
+        # would spread one model over every visible GPU.
+        kwargs["device_map"] = {"": target}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+    except ValueError as e:
+        if attn_implementation not in (None, "auto") or "does not support" not in str(e):
+            raise
+        log.warning("%s does not support %s attention; loading it with eager attention", base_path, attn)
+        attn = kwargs["attn_implementation"] = "eager"
+        model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
     tok_path = resolved.path if (Path(resolved.path) / "tokenizer_config.json").exists() else base_path
     tokenizer = AutoTokenizer.from_pretrained(tok_path)
     if resolved.is_adapter:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, resolved.path)
-    if device:
-        model.to(device)
+    if "device_map" not in kwargs and not quant:  # a 4-bit model cannot be moved; on the CPU it is already there
+        model.to(target)
     model.eval()
+    trained_4bit = devices.adapter_quantization(resolved.path) if resolved.is_adapter else None
+    model.letitcode_load = {
+        "device": target,
+        "dtype": dtype_name,
+        "attn_implementation": getattr(model.config, "_attn_implementation", attn),
+        # "4bit-nf4" or "none"; an adapter trained in 4 bit but evaluated on the full-precision base says so
+        "quantization": f"4bit-{quant.get('bnb_4bit_quant_type') or 'nf4'}" if quant else "none",
+        "trained_quantization": trained_4bit,
+    }
     return model, tokenizer, resolved
 
 

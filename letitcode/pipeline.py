@@ -122,9 +122,26 @@ class EvalConfig:
     concurrency: int = _opt(8, "Requests in flight against an endpoint.")
     request_timeout_s: float = _opt(120.0, "Seconds per endpoint request.")
     batch_size: int = _opt(8, "Sequences generated together by the local backend.")
-    dtype: Literal["float32", "bfloat16", "float16"] = _opt(
-        "float32", "Weights' dtype for the local backend."
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _opt(
+        "auto",
+        "auto: bfloat16 on a GPU with native bf16, float16 on older GPUs (T4, V100), float32 on the CPU.",
     )
+    device: str = _opt(
+        "auto", "auto (CUDA when available), cpu, cuda or cuda:N: the one device the local model loads on."
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = _opt(
+        "auto", "auto: flash_attention_2 on CUDA when flash-attn is installed, else sdpa."
+    )
+    quantization: Literal["auto", "none", "4bit"] = _opt(
+        "auto", "auto: a 4-bit NF4 base for QLoRA adapters (as trained); none: the full-precision base."
+    )
+    serve: str | None = _opt(
+        None,
+        "Start a server for --model and evaluate through --backend openai: vllm, transformers, or a command "
+        "with {model} and {port} (see letitcode/server.py).",
+    )
+    serve_port: int | None = _opt(None, "Port for --serve (default: a free one).")
+    serve_ready_timeout_s: float = _opt(900.0, "Seconds --serve waits for GET /v1/models to answer.")
     timeout_s: float | None = _opt(None, "Seconds per sample in the sandbox (default: the benchmark's).")
     workers: int | None = _opt(None, "Sandbox workers (default: one per CPU).")
     memory_mb: int = _opt(4096, "Memory limit per sample in the sandbox, MB.")
@@ -179,6 +196,12 @@ class EvalConfig:
             self.output_dir = str(
                 Path("runs") / default_run_name(self.model, self.benchmark, self.approach or self.strategy)
             )
+
+    def resolved_device(self) -> str:
+        """'cpu' or 'cuda:N' for --device (auto: CUDA when available); a missing GPU is a one-line UserError."""
+        from letitcode import devices
+
+        return devices.resolve_device(self.device)
 
     def decoding(self) -> DecodingParams:
         if self.n > 1 and self.temperature <= 0:
@@ -571,19 +594,30 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     generations.jsonl to cfg.output_dir and return the results."""
     from letitcode.sources import load_benchmark
 
+    if cfg.serve and backend is None:
+        from letitcode.server import serve_for_eval
+
+        with serve_for_eval(cfg) as (served, served_backend):  # start a server, evaluate through it, stop it
+            return run_eval(served, backend=served_backend)
+    from letitcode import devices
+
     params = cfg.decoding()
+    device = None
+    if cfg.backend == "local" and backend is None:  # bad device options fail here, before anything loads
+        device = cfg.resolved_device()
+        devices.resolve_dtype(cfg.dtype, device)
+        devices.resolve_attn(cfg.attn_implementation, device)
     prompts.get_template(cfg.strategy)  # fail on an unknown strategy before loading anything
     bench = load_benchmark(cfg.benchmark, dataset=cfg.dataset, split=cfg.split, revision=cfg.revision)
     problems = select_problems(bench.problems, cfg)
     if not problems:
         raise UserError(f"benchmark {cfg.benchmark!r} ({bench.manifest().get('source')}) has no problems")
     out = Path(cfg.output_dir)
-    check_rerun(
-        out, cfg, bench.version
-    )  # before the model loads: a rerun with other options must not touch the old run
+    # before the model loads: a rerun with other options must not touch the old run
+    check_rerun(out, cfg, bench.version)
     created = not out.exists()
     try:
-        return _run_eval(cfg, bench, problems, out, params, backend)
+        return _run_eval(cfg, bench, problems, out, params, backend, device)
     except BaseException:
         if created:
             _remove_if_empty(out)  # a run that failed before producing anything leaves no folder behind
@@ -617,6 +651,8 @@ RERUN_FREE = frozenset(
         "memory_mb",
         "timeout_s",
         "endpoint",
+        "serve_port",
+        "serve_ready_timeout_s",
     }
 )
 
@@ -655,14 +691,27 @@ def check_rerun(out: Path, cfg: EvalConfig, data_version: str | None = None) -> 
 
 
 def _run_eval(
-    cfg: EvalConfig, bench: Any, problems: list[Problem], out: Path, params: DecodingParams, backend: Any
+    cfg: EvalConfig,
+    bench: Any,
+    problems: list[Problem],
+    out: Path,
+    params: DecodingParams,
+    backend: Any,
+    device: str | None,
 ) -> dict[str, Any]:
+    from letitcode import devices
     from letitcode.backends import make_backend
 
     if backend is None:
         kwargs: dict[str, Any] = {}
         if cfg.backend == "local":
-            kwargs = {"batch_size": cfg.batch_size, "dtype": cfg.dtype}
+            kwargs = {
+                "batch_size": cfg.batch_size,
+                "dtype": cfg.dtype,
+                "device": device,
+                "attn_implementation": cfg.attn_implementation,
+                "quantization": cfg.quantization,
+            }
         else:
             kwargs = {
                 "endpoint": cfg.endpoint,
@@ -712,6 +761,11 @@ def _run_eval(
         print(f"resuming: {reused} of {len(slots)} generations already cached in {out / 'generations.jsonl'}")
     from tqdm.auto import tqdm
 
+    run_device = str(getattr(backend, "device", None) or "")
+    if devices.is_cuda(run_device):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(run_device)  # the weights stay counted: they are still allocated
     # One bar for every backend, here rather than in each: it moves when generations finish (a whole batch
     # at once for static batching) and shows the generated tokens per second so far.
     bar = tqdm(
@@ -804,6 +858,12 @@ def _run_eval(
             "wall_s": round(gen_wall, 3),
             "tokens": sum(r.get("n_tokens", 0) for r in records),
             "tokens_per_s": round(tokens / gen_wall, 2) if tokens and gen_wall > 0 else None,
+        },
+        "device": {
+            **(
+                devices.device_info(run_device) if run_device else {"device": None, "name": "remote endpoint"}
+            ),
+            "peak_gpu_memory_gib": devices.peak_gpu_gib(run_device) if run_device else None,
         },
         "libraries": library_versions(),
         "command": " ".join(sys.argv),

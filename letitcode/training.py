@@ -655,6 +655,7 @@ def evaluate_after(
     training problems, and the validation problems the split held out. Otherwise only the held-out side can be
     scored, on the (decontaminated) evaluation benchmark.
     """
+    from letitcode.devices import adapter_quantization
     from letitcode.pipeline import EvalConfig, run_eval
 
     eval_dir = output_dir / "eval"
@@ -665,6 +666,8 @@ def evaluate_after(
         prompt_style=data.style,
         approach=f"sft-{approach}",
         dtype=dtype,
+        device="auto",  # the GPU this process trained on (one per unit), else the CPU; QLoRA on its 4-bit base
+        quantization="4bit" if adapter_quantization(model_dir) else "none",
     )
     sides: dict[str, dict[str, Any] | None] = {}
     if data.has_tests and data.train and data.validation:
@@ -754,9 +757,14 @@ def _load_decontamination(script_args: Any) -> tuple[list[Any] | None, dict[str,
 
 
 def _check_gpu_expectation(expected: float | None, hw: Hardware) -> str | None:
-    if expected is None or not hw.cuda or hw.gpu_memory_gb is None or hw.gpu_memory_gb >= expected:
+    # expected_gpu_memory_gb is in GB as cards are sold (10**9 bytes: an "80 GB" H100 has 79.2 GiB);
+    # hw.gpu_memory_gb is GiB (total_memory / 2**30): compare bytes, not the two numbers
+    if expected is None or not hw.cuda or hw.gpu_memory_gb is None or hw.gpu_memory_gb * 2**30 >= expected * 1e9:
         return None
-    msg = f"this recipe expects about {expected:g} GB of GPU memory per device; this GPU has {hw.gpu_memory_gb:g} GB"
+    msg = (
+        f"this recipe expects about {expected:g} GB ({expected * 1e9 / 2**30:.1f} GiB) of GPU memory per device; "
+        f"this GPU has {hw.gpu_memory_gb:g} GiB"
+    )
     log.warning(msg)
     print(f"warning: {msg}", file=sys.stderr)
     return msg
