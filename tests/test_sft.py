@@ -258,6 +258,7 @@ def _run(tiny_model: Path, out: Path, *extra: str) -> dict:
 
     argv = [
         "--model", str(tiny_model),
+        "--recipe", "none",
         "--dataset", str(FIXTURE),
         "--decontaminate", "false",
         "--output_dir", str(out),
@@ -481,7 +482,7 @@ def test_push_without_token_fails_before_training(tiny_model, tmp_path):
     env.update(HF_HOME=str(tmp_path / "hf-home"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "sft" / "train.py"), "--model", str(tiny_model), "--dataset", str(FIXTURE),
+        [sys.executable, str(REPO / "sft" / "train.py"), "--model", str(tiny_model), "--recipe", "none", "--dataset", str(FIXTURE),
          "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "org/x"],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
     )  # fmt: skip
