@@ -670,6 +670,10 @@ def train_command(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: P
         "decontaminate": False,
         "prompt_style": prep["sft"]["style"],
         "merge": True if sft.merge and arm.train.method != "full" else None,
+        # the plan is the whole configuration (no sft/recipes/ file mixed in); an arm whose configuration
+        # changed retrains from scratch, the same one resumes (sft/train.py compares fingerprints)
+        "recipe": "none",
+        "overwrite": True,
         **sft.args,
         **arm.train.args,
     }

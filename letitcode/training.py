@@ -901,21 +901,23 @@ def distributed_kind(sft_args: Any) -> dict[str, Any]:
     }
 
 
-def device_map_for(dist: dict[str, Any], cuda: bool, requested: Any = None) -> Any:
-    """The `device_map` to load the model with.
+def device_map_for(dist: dict[str, Any], cuda: bool, requested: Any = None, *, quantized: bool = False) -> Any:
+    """The `device_map` to load the model with: never "auto" when distributed.
 
-    Never "auto" when distributed (TRL 1.16 sets None for DDP and DeepSpeed but leaves "auto" under FSDP, which
-    spreads one replica over every GPU): DeepSpeed places (and ZeRO-3 partitions) the model itself; every other
-    launch puts each process's whole model on its local GPU. A single process on a GPU uses that one GPU
-    (not every visible one), unless `model_init_kwargs.device_map` asks otherwise.
+    TRL 1.16 sets None for DDP and DeepSpeed but leaves "auto" under FSDP, which spreads one replica over every
+    GPU. DeepSpeed and FSDP place the model themselves (ZeRO-3 partitions it; FSDP's CPU-RAM-efficient
+    loading needs a plain load): None, unless the model is quantized and cannot be moved after loading. Every
+    other launch loads each process's whole model straight onto its local GPU; a single process uses that one
+    GPU, not every visible one, unless `model_init_kwargs.device_map` asks otherwise.
     """
     if not cuda:
         return None
-    if dist["deepspeed"]:
+    local = {"": dist["local_process_index"]}
+    if (dist["deepspeed"] or dist["fsdp"]) and not quantized:
         return None
-    if dist["num_processes"] > 1 or dist["fsdp"]:
-        return {"": dist["local_process_index"]}
-    return requested if requested is not None else {"": dist["local_process_index"]}
+    if dist["num_processes"] > 1 or dist["fsdp"] or dist["deepspeed"]:
+        return local
+    return requested if requested is not None else local
 
 
 def count_parameters_sharded(model: Any) -> dict[str, int]:
@@ -1425,7 +1427,9 @@ def train(
     if model_args.attn_implementation:
         init_kwargs["attn_implementation"] = model_args.attn_implementation
     user_init = dict(sft_args.model_init_kwargs or {})
-    device_map = device_map_for(dist, hw.cuda and not sft_args.use_cpu, user_init.pop("device_map", None))
+    device_map = device_map_for(
+        dist, hw.cuda and not sft_args.use_cpu, user_init.pop("device_map", None), quantized=quant is not None
+    )
     sft_args.model_init_kwargs = {**init_kwargs, **user_init, "device_map": device_map}
 
     config = training_config(method, sft_args, model_args, resolved, data, train_ds, load_dtype)

@@ -61,7 +61,10 @@ def test_recipe_parses_with_valid_keys(path):
         assert sft.max_steps and sft.max_steps <= 50  # minutes on a CPU
     else:
         assert model.model_name_or_path == SEED_MODELS[path.parent.name]
-        assert sft.bf16 and sft.gradient_checkpointing and model.dtype == "bfloat16"
+        assert sft.bf16 and sft.gradient_checkpointing
+        # full fine-tuning: fp32 master weights under bf16 autocast; adapters: a bf16 base
+        assert model.dtype == ("float32" if script.method == "full" else "bfloat16")
+        assert script.effective_batch_size == 16 and "gradient_accumulation_steps" not in raw
     if script.method == "qlora":
         assert model.load_in_4bit and model.bnb_4bit_quant_type == "nf4" and model.use_bnb_nested_quant
     if script.method == "dora":

@@ -218,41 +218,6 @@ def test_precedence_defaults_method_yaml_cli(tmp_path):
 # ------------------------------------------------------------------------------------------------ runs
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """A from-config Llama (hidden 64, 2 layers) with the embedded tokenizer and ChatML template."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from letitcode import models
-
-    try:
-        tok_path = models.resolve("embedded").path
-    except UserError as e:
-        pytest.skip(f"embedded tokenizer unavailable: {e}")
-    tok = AutoTokenizer.from_pretrained(tok_path)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    out = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    # models.resolve reads the Hub origin of a local folder from here; the card must name it as base_model
-    (out / "letitcode_source.json").write_text(json.dumps({"hub_id": TINY_HUB_ID}))
-    return out
-
-
 def _run(tiny_model: Path, out: Path, *extra: str) -> dict:
     from letitcode.training import Hardware, parse_args, train
 
@@ -394,21 +359,6 @@ def test_params_ratios_lora_vs_ia3_vs_full(tiny_model):
     assert out["lora"]["total"] > full["total"] == out["ia3"]["total"] - out["ia3"]["trainable"]
 
 
-def test_rerun_resumes_from_the_last_checkpoint(tiny_model, tmp_path):
-    out = tmp_path / "resume"
-    first = _run(tiny_model, out, "--save_steps", "1")
-    assert first["global_step"] == 2 and first["resumed_from"] is None
-    assert (out / "checkpoint-1").is_dir() and (out / "checkpoint-2").is_dir()
-    before = dict(_losses(out))
-
-    second = _run(tiny_model, out, "--save_steps", "1", "--max_steps", "3")
-    assert second["resumed_from"] == "checkpoint-2" and second["global_step"] == 3
-    after = _losses(out)
-    assert [s for s, _ in after] == [1, 2, 3]  # continued: steps 1-2 came from the checkpoint, not rerun
-    assert dict(after)[1] == before[1] and dict(after)[2] == before[2]
-    assert second["train_metrics"]["train_runtime"] < first["train_metrics"]["train_runtime"] * 2
-
-
 class Recorder:
     """`HfApi` at the network boundary: records create_repo/upload_folder and snapshots the uploaded files."""
 
@@ -519,6 +469,8 @@ def test_eval_after_writes_train_and_heldout_pass_at_1(tiny_model, tmp_path):
 
 
 def test_eval_after_without_tests_scores_the_decontaminated_benchmark(tiny_model, tmp_path):
+    from letitcode.sources import load_benchmark
+
     out = tmp_path / "evalbench"
     manifest = _run(
         tiny_model, out, "--decontaminate", "true", "--eval_benchmark", "leetcode",
@@ -532,7 +484,10 @@ def test_eval_after_without_tests_scores_the_decontaminated_benchmark(tiny_model
         and o["heldout"]["benchmark"] == "leetcode"
     )
     deco = manifest["data"]["decontamination"]
-    assert deco["enabled"] and deco["benchmark"]["name"] == "leetcode" and deco["benchmark_problems"] == 1405
+    # only the evaluated (test) half of the embedded problems is removed from the training data
+    assert deco["enabled"] and deco["benchmark"]["name"] == "leetcode" and deco["split"] == "test"
+    assert deco["benchmark_problems"] == len(load_benchmark("leetcode", split="test").problems) < 1405
+    assert o["heldout"]["split"] == "test"
     assert manifest["data"]["counts"]["removed_by_decontamination"] == deco["removed"]
 
 
