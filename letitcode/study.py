@@ -750,7 +750,9 @@ def resolve_exemplars(spec: str | list[str] | None, prep: Mapping[str, Any]) -> 
                 continue
             alt = alt.replace("{sft_pool}", pool)
             if ":" not in alt.split("/")[0]:
-                alt = f"leetcodedataset:{alt}"
+                # the pool keeps its source's rows: RayBernard/leetcode's Alpaca rows read as `raybernard`
+                layout = (prep.get("sft") or {}).get("layout")
+                alt = f"{'raybernard' if layout == 'alpaca' else 'leetcodedataset'}:{alt}"
         _, sep, rest = alt.partition(":")
         path = rest if sep else alt
         if _missing_data(path):

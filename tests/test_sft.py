@@ -49,7 +49,8 @@ def test_alpaca_layout_is_detected_and_code_format_strips_fences_and_prose():
     # the prompt is the evaluator's zero-shot prompt, starter code derived from the reference
     ex = next(r for r in rows if "moveZeroes" in r.completion).example()
     user = ex["prompt"][-1]["content"]
-    assert "Move Zeroes" in user and "class Solution:\n    def moveZeroes(self, nums):" in user
+    assert "Given an integer array `nums`, move all 0's" in user and "Please explain" not in user
+    assert "class Solution:\n    def moveZeroes(self, nums):" in user
     assert ex["completion"][0]["role"] == "assistant"
 
 

@@ -119,7 +119,7 @@ def test_full_recipes_save_model_only_bounded_checkpoints_in_fp32():
         _, t, m = parse_args(["--model", model, "--method", "full", "--use_cpu", "true"], hardware=_gpu())
         assert t.save_only_model and t.save_total_limit and t.save_total_limit <= 2, model
         assert m.dtype == "float32", model  # fp32 master weights; bf16 only as autocast
-    _, t, _ = parse_args(["--method", "full", "--recipe", "none"], hardware=_gpu())
+    _, t, _ = parse_args(["--method", "full", "--recipe", "none", "--use_cpu", "true"], hardware=_gpu())
     assert t.save_only_model and t.save_total_limit == 2  # the generic defaults too
 
 
