@@ -700,16 +700,58 @@ def merge_adapter(
 FINGERPRINT_FILE = "training_config.json"
 # TrainingArguments fields that do not change the trained weights: where things go, how often to log,
 # evaluate or save, and how the work is spread over devices. Everything else is part of the fingerprint.
-_NOT_RESULT_PREFIXES = ("logging_", "eval_", "save_", "hub_", "push_", "dataloader_", "report_", "ddp_", "fsdp",
-                        "torch_compile", "include_", "jit_", "mp_", "accelerator_config", "parallelism_config")
+_NOT_RESULT_PREFIXES = (
+    "logging_",
+    "eval_",
+    "save_",
+    "hub_",
+    "push_",
+    "dataloader_",
+    "report_",
+    "ddp_",
+    "fsdp",
+    "torch_compile",
+    "include_",
+    "jit_",
+    "mp_",
+    "accelerator_config",
+    "parallelism_config",
+)
 _NOT_RESULT = {
-    "output_dir", "run_name", "resume_from_checkpoint", "overwrite_output_dir", "do_train", "do_eval",
-    "do_predict", "per_device_eval_batch_size", "prediction_loss_only", "disable_tqdm", "local_rank",
-    "deepspeed", "use_cpu", "gradient_checkpointing", "gradient_checkpointing_kwargs", "activation_checkpointing",
-    "activation_offloading", "restore_callback_states_from_checkpoint", "skip_memory_metrics", "log_level",
-    "log_level_replica", "log_on_each_node", "label_names", "remove_unused_columns", "dataset_num_proc",
-    "trackio_space_id", "project", "bf16_full_eval", "fp16_full_eval", "batch_eval_metrics",
-    "average_tokens_across_devices", "use_liger_kernel", "liger_kernel_config", "model_init_kwargs",
+    "output_dir",
+    "run_name",
+    "resume_from_checkpoint",
+    "overwrite_output_dir",
+    "do_train",
+    "do_eval",
+    "do_predict",
+    "per_device_eval_batch_size",
+    "prediction_loss_only",
+    "disable_tqdm",
+    "local_rank",
+    "deepspeed",
+    "use_cpu",
+    "gradient_checkpointing",
+    "gradient_checkpointing_kwargs",
+    "activation_checkpointing",
+    "activation_offloading",
+    "restore_callback_states_from_checkpoint",
+    "skip_memory_metrics",
+    "log_level",
+    "log_level_replica",
+    "log_on_each_node",
+    "label_names",
+    "remove_unused_columns",
+    "dataset_num_proc",
+    "trackio_space_id",
+    "project",
+    "bf16_full_eval",
+    "fp16_full_eval",
+    "batch_eval_metrics",
+    "average_tokens_across_devices",
+    "use_liger_kernel",
+    "liger_kernel_config",
+    "model_init_kwargs",
 }
 _MODEL_KEYS = ("dtype", "attn_implementation", "use_peft", "lora_r", "lora_alpha", "lora_dropout",
                "lora_target_modules", "lora_target_parameters", "lora_modules_to_save", "lora_task_type",
@@ -819,7 +861,12 @@ class ResumePlan:
 
 
 def plan_resume(
-    output_dir: Path, fingerprint: str, config: dict[str, Any], *, resume: bool, overwrite: bool,
+    output_dir: Path,
+    fingerprint: str,
+    config: dict[str, Any],
+    *,
+    resume: bool,
+    overwrite: bool,
     explicit_checkpoint: str | None = None,
 ) -> ResumePlan:
     """What a (re)run does in `output_dir`: train from scratch, resume a checkpoint of this same configuration,
@@ -849,7 +896,11 @@ def plan_resume(
             return ResumePlan("fresh", note=f"{Path(ckpt).name} holds the model only (no optimizer state): "
                               "training restarts from step 0")  # fmt: skip
         return ResumePlan("resume", checkpoint=ckpt) if ckpt else ResumePlan("fresh")
-    what = f"{Path(ckpt).name} of a different training configuration" if ckpt else "a run of a different training configuration"
+    what = (
+        f"{Path(ckpt).name} of a different training configuration"
+        if ckpt
+        else "a run of a different training configuration"
+    )
     changes = config_changes((previous or {}).get("config"), config)
     if not overwrite:
         raise UserError(
@@ -884,7 +935,9 @@ def _fingerprint_callback(record: dict[str, Any]) -> Any:
 def effective_batch(sft_args: Any) -> int:
     """Examples per optimizer step over every process."""
     return int(
-        sft_args.per_device_train_batch_size * sft_args.gradient_accumulation_steps * max(1, sft_args.world_size)
+        sft_args.per_device_train_batch_size
+        * sft_args.gradient_accumulation_steps
+        * max(1, sft_args.world_size)
     )
 
 
@@ -901,7 +954,9 @@ def distributed_kind(sft_args: Any) -> dict[str, Any]:
     }
 
 
-def device_map_for(dist: dict[str, Any], cuda: bool, requested: Any = None, *, quantized: bool = False) -> Any:
+def device_map_for(
+    dist: dict[str, Any], cuda: bool, requested: Any = None, *, quantized: bool = False
+) -> Any:
     """The `device_map` to load the model with: never "auto" when distributed.
 
     TRL 1.16 sets None for DDP and DeepSpeed but leaves "auto" under FSDP, which spreads one replica over every
@@ -937,16 +992,22 @@ def _dtype_name(dtypes: set[Any]) -> str | None:
     return "+".join(sorted(str(d).replace("torch.", "") for d in dtypes))
 
 
-def precision_record(method: str, model: Any, sft_args: Any, dist: dict[str, Any], quant: Any) -> dict[str, Any]:
+def precision_record(
+    method: str, model: Any, sft_args: Any, dist: dict[str, Any], quant: Any
+) -> dict[str, Any]:
     """What trains in which precision, measured on the model the trainer holds (before accelerate wraps it)."""
     trainable = {p.dtype for p in model.parameters() if p.requires_grad}
     frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
     autocast = "bf16" if sft_args.bf16 else ("fp16" if sft_args.fp16 else None)
     rec: dict[str, Any] = {"autocast": autocast, "trainable_weights": _dtype_name(trainable)}
     if method == "full":
-        rec["master_weights"] = "fp32" if trainable == {__import__("torch").float32} else _dtype_name(trainable)
+        rec["master_weights"] = (
+            "fp32" if trainable == {__import__("torch").float32} else _dtype_name(trainable)
+        )
         if dist["deepspeed"]:
-            rec["strategy"] = "DeepSpeed: fp32 weights loaded, bf16/fp16 working copy, fp32 master in the optimizer"
+            rec["strategy"] = (
+                "DeepSpeed: fp32 weights loaded, bf16/fp16 working copy, fp32 master in the optimizer"
+            )
         else:
             rec["strategy"] = "fp32 weights" + (f" with {autocast} autocast" if autocast else "")
     else:
@@ -994,7 +1055,9 @@ def check_qlora_backend(cuda: bool) -> None:
     import torch
 
     try:
-        q, state = bnb.functional.quantize_4bit(torch.ones(64, 64, device="cuda", dtype=torch.float16), quant_type="nf4")
+        q, state = bnb.functional.quantize_4bit(
+            torch.ones(64, 64, device="cuda", dtype=torch.float16), quant_type="nf4"
+        )
         bnb.functional.dequantize_4bit(q, state)
     except Exception as e:  # noqa: BLE001 - no CUDA kernels in this build
         raise UserError(
@@ -1023,7 +1086,9 @@ _SEED_LICENSES = {"google/gemma-7b": "gemma", "meta-llama/Llama-3.1-8B-Instruct"
                   "google/gemma-3-270m": "gemma"}  # fmt: skip
 
 
-def known_dataset_id(layout: str | None, source: str | None, counts: dict[str, Any] | None = None) -> str | None:
+def known_dataset_id(
+    layout: str | None, source: str | None, counts: dict[str, Any] | None = None
+) -> str | None:
     """The Hub dataset a local file of this layout comes from: LeetCodeDataset's own columns, greengerong's, or
     RayBernard's Alpaca rows (only when their instructions have its title lines: Alpaca alone says nothing)."""
     if layout == "alpaca":
@@ -1096,8 +1161,12 @@ def build_card(
     tags = ["letitcode", "code", "leetcode", "trl", "sft", method]
     if kind == "adapter":
         tags += ["peft", "lora" if method in ("lora", "qlora", "dora") else method]
-    dataset_id = data["source"] if data.get("from_hub") else (
-        data.get("hub_id") or known_dataset_id(data.get("layout"), data.get("source"), data.get("counts"))
+    dataset_id = (
+        data["source"]
+        if data.get("from_hub")
+        else (
+            data.get("hub_id") or known_dataset_id(data.get("layout"), data.get("source"), data.get("counts"))
+        )
     )
     extra: dict[str, Any] = {}
     if base_info.get("revision"):
@@ -1138,8 +1207,11 @@ def build_card(
             "ia3": "IA³",
             "full": "full fine-tuning",
         }[method],
-        dataset={**data, "source": dataset_id if dataset_id and not data.get("from_hub") else data.get("source"),
-                 "local_file": None if data.get("from_hub") else Path(str(data.get("source"))).name},
+        dataset={
+            **data,
+            "source": dataset_id if dataset_id and not data.get("from_hub") else data.get("source"),
+            "local_file": None if data.get("from_hub") else Path(str(data.get("source"))).name,
+        },
         hyperparameters=hp,
         peft=hp.get("peft"),
         quantization=hp.get("quantization"),
@@ -1583,7 +1655,11 @@ def train(
     repo_id = sft_args.hub_model_id if push else None
     base_card = base_model_card_info(resolved)
     card = build_card(
-        "adapter" if adapter else "full", manifest, repo_id=repo_id, overfitting=overfitting, base_info=base_card
+        "adapter" if adapter else "full",
+        manifest,
+        repo_id=repo_id,
+        overfitting=overfitting,
+        base_info=base_card,
     )
     card.save(output_dir / "README.md")
     merged_card = None
@@ -1635,8 +1711,14 @@ def _deco_label(script_args: Any) -> str:
 def _bound_validation(eval_ds: Any, script_args: Any, sft_args: Any, data: SFTData) -> Any:
     """Keep every validation pass bounded: at most `eval_loss_max_rows` rows, an eval batch no larger than the
     training batch, no eval_on_start for runs too short to have a curve, and nothing to evaluate -> no eval."""
-    if eval_ds is not None and script_args.eval_loss_max_rows and len(eval_ds) > script_args.eval_loss_max_rows:
-        eval_ds = eval_ds.select(range(script_args.eval_loss_max_rows))  # the split's first rows: deterministic
+    if (
+        eval_ds is not None
+        and script_args.eval_loss_max_rows
+        and len(eval_ds) > script_args.eval_loss_max_rows
+    ):
+        eval_ds = eval_ds.select(
+            range(script_args.eval_loss_max_rows)
+        )  # the split's first rows: deterministic
     data.stats["validation_loss_rows"] = len(eval_ds) if eval_ds is not None else 0
     if eval_ds is None:
         if sft_args.eval_strategy != "no":

@@ -290,7 +290,9 @@ def test_every_method_trains_two_steps_then_reloads_and_generates(method, tiny_m
     )
     assert saved["data"]["decontamination"]["enabled"] is False
     assert saved["seed"] == 42 and saved["library_versions"]["trl"] == "1.16.0"
-    cpu_mem = saved["cpu_memory_saving"]  # a CPU run: the small LM-head tiles always, malloc only with checkpointing
+    cpu_mem = saved[
+        "cpu_memory_saving"
+    ]  # a CPU run: the small LM-head tiles always, malloc only with checkpointing
     tile = cpu_mem["lm_head_tile"]
     assert cpu_mem["mode"] == "auto" and tile["applied"] and (tile["tokens"], tile["vocab"]) == (1024, 4096)
     if sys.platform.startswith("linux"):

@@ -22,12 +22,20 @@ def _rows() -> list[dict]:
 
 
 def test_instruction_is_parsed_into_title_and_statement():
-    title, statement, lang = parse_instruction(f"{BOILERPLATE}\nTwo Sum\n\nGiven an array of integers `nums`.")
+    title, statement, lang = parse_instruction(
+        f"{BOILERPLATE}\nTwo Sum\n\nGiven an array of integers `nums`."
+    )
     assert (title, statement, lang) == ("Two Sum", "Given an array of integers `nums`.", "python")
-    title, statement, lang = parse_instruction("Please write the following solution using java:\nJump Game\n\nYou are given...")
+    title, statement, lang = parse_instruction(
+        "Please write the following solution using java:\nJump Game\n\nYou are given..."
+    )
     assert (title, lang) == ("Jump Game", "java") and statement == "You are given..."
     # no request line: the text is the statement, untitled
-    assert parse_instruction("Given an array nums, return its sum.") == ("", "Given an array nums, return its sum.", None)
+    assert parse_instruction("Given an array nums, return its sum.") == (
+        "",
+        "Given an array nums, return its sum.",
+        None,
+    )
 
 
 def test_sft_rows_drop_the_request_line_and_carry_title_and_slug():
@@ -50,7 +58,9 @@ def test_sft_rows_drop_the_request_line_and_carry_title_and_slug():
 
 def test_rows_in_another_language_are_skipped_and_counted(tmp_path):
     rows = _rows()
-    rows[0]["instruction"] = rows[0]["instruction"].replace("provide code in python:", "provide code in java:")
+    rows[0]["instruction"] = rows[0]["instruction"].replace(
+        "provide code in python:", "provide code in java:"
+    )
     f = tmp_path / "mixed.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     data = sft_data.build_sft_data(str(f), val_fraction=0)
@@ -60,7 +70,9 @@ def test_rows_in_another_language_are_skipped_and_counted(tmp_path):
 
 def test_decontamination_matches_the_parsed_slug():
     # the benchmark's statement differs (another scrape): only the title/slug can match
-    bench = [Problem("two-sum", "b", "Two Sum", "Completely different wording of the task.", "f", slug="two-sum")]
+    bench = [
+        Problem("two-sum", "b", "Two Sum", "Completely different wording of the task.", "f", slug="two-sum")
+    ]
     data = sft_data.build_sft_data(str(FIXTURE), val_fraction=0, decontaminate_against=bench)
     assert data.decontamination["removed_by"] == {"slug": 1} and len(data.train) == 9
 
@@ -90,7 +102,10 @@ def test_a_study_plan_can_train_on_raybernard(tmp_path, shared_data):
     spec = resolve_exemplars("{sft_pool}", prep)
     assert spec.startswith("raybernard:")
     adapter, path, split = parse_exemplar_spec(spec, "leetcode")
-    assert adapter == "raybernard" and len(load_benchmark(adapter, dataset=path, split=split).problems) == sft["pool_rows"]
+    assert (
+        adapter == "raybernard"
+        and len(load_benchmark(adapter, dataset=path, split=split).problems) == sft["pool_rows"]
+    )
     arm = next(a for a in plan.arms if a.train and a.train.method == "lora")
     cmd = train_command(plan, prep, arm, tmp_path / "out")
     assert "--recipe" in cmd and cmd[cmd.index("--recipe") + 1] == "none" and "--overwrite" in cmd

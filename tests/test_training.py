@@ -85,7 +85,9 @@ def test_missing_recipe_is_one_line_naming_the_recipes_that_exist():
     with pytest.raises(UserError) as e:
         parse_args(["--model", "google/gemma-7b", "--method", "ia3"], hardware=_gpu())
     msg = str(e.value)
-    assert "\n" not in msg and "--method ia3" in msg and "dora, full, lora, qlora" in msg and "--config" in msg
+    assert (
+        "\n" not in msg and "--method ia3" in msg and "dora, full, lora, qlora" in msg and "--config" in msg
+    )
     with pytest.raises(UserError) as e:
         parse_args(["--model", "org/some-other-model"], hardware=_gpu())
     msg = str(e.value)
@@ -140,7 +142,8 @@ def test_paged_optimizer_is_replaced_on_cpu(capsys):
     args = ["--model", "microsoft/Phi-3-mini-4k-instruct", "--method", "qlora", "--use_cpu", "true"]
     _, t, _ = parse_args([*args, "--bf16", "false"], hardware=_cpu())
     assert t.optim.value == "adamw_bnb_8bit" and "needs a GPU" in capsys.readouterr().err
-    _, t, _ = parse_args(args, hardware=_gpu())
+    gpu_args = ["--model", "microsoft/Phi-3-mini-4k-instruct", "--method", "qlora", "--bf16", "false"]
+    _, t, _ = parse_args(gpu_args, hardware=_gpu())
     assert t.optim.value == "paged_adamw_8bit"  # a GPU keeps the recipe's paged optimizer
 
 
@@ -186,7 +189,9 @@ def test_qlora_without_bitsandbytes_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import fails as where it is not installed
     with pytest.raises(UserError) as e:
         check_qlora_backend(cuda=False)
-    assert "--method qlora" in str(e.value) and "letitcode[train]" in str(e.value) and "\n" not in str(e.value)
+    assert (
+        "--method qlora" in str(e.value) and "letitcode[train]" in str(e.value) and "\n" not in str(e.value)
+    )
 
 
 # ------------------------------------------------------------------------------------------------ precision
@@ -235,7 +240,11 @@ def test_finished_run_trains_zero_steps_on_rerun(tiny_model, tmp_path, monkeypat
 
     monkeypatch.setattr(trl.SFTTrainer, "train", no_training)
     second = _train(tiny_model, out)
-    assert second["already_trained"] and second["global_step"] == 2 and second["fingerprint"] == first["fingerprint"]
+    assert (
+        second["already_trained"]
+        and second["global_step"] == 2
+        and second["fingerprint"] == first["fingerprint"]
+    )
     assert (out / "trainer_state.json").read_text() == saved
     assert "already trained" in capsys.readouterr().err
 
@@ -266,7 +275,9 @@ def test_changed_configuration_refuses_to_resume_same_one_resumes(tiny_model, tm
         _train(tiny_model, out, "--save_steps", "1", "--learning_rate", "1e-3")
     msg = str(e.value)
     assert "checkpoint-1" in msg and "learning_rate" in msg and "--overwrite" in msg and "\n" not in msg
-    with pytest.raises(UserError, match="lora_r 16 -> 8"):  # nor a new rank (it would crash loading the state)
+    with pytest.raises(
+        UserError, match="lora_r 16 -> 8"
+    ):  # nor a new rank (it would crash loading the state)
         _train(tiny_model, out, "--save_steps", "1", "--lora_r", "8")
 
     resumed = _train(tiny_model, out, "--save_steps", "1")  # the same configuration continues
@@ -275,7 +286,9 @@ def test_changed_configuration_refuses_to_resume_same_one_resumes(tiny_model, tm
 
     fresh = _train(tiny_model, out, "--save_steps", "1", "--learning_rate", "1e-3", "--overwrite")
     assert fresh["resumed_from"] is None and fresh["global_step"] == 2
-    assert fresh["hyperparameters"]["learning_rate"] == 1e-3 and fresh["fingerprint"] != resumed["fingerprint"]
+    assert (
+        fresh["hyperparameters"]["learning_rate"] == 1e-3 and fresh["fingerprint"] != resumed["fingerprint"]
+    )
     assert _steps(out) == [1, 2]  # retrained from scratch, not appended to the old log
 
 
@@ -306,7 +319,10 @@ def test_validation_is_bounded(tiny_model, tmp_path):
                       "--per_device_eval_batch_size", "16", "--eval_on_start", "true", callbacks=[Args()])  # fmt: skip
     counts = manifest["data"]["counts"]
     assert counts["validation"] > 1 and counts["validation_loss_rows"] == 1
-    assert seen == {"eval_batch": 2, "eval_on_start": False}  # no bigger than the training batch; 2 steps: no baseline
+    assert seen == {
+        "eval_batch": 2,
+        "eval_on_start": False,
+    }  # no bigger than the training batch; 2 steps: no baseline
     state = json.loads((out / "trainer_state.json").read_text())
     assert all(e["step"] > 0 for e in state["log_history"] if "eval_loss" in e)
 
@@ -334,7 +350,7 @@ def test_manifest_and_card_name_hub_ids_and_no_machine_paths(tiny_model, tmp_pat
     from huggingface_hub import ModelCard
 
     out = tmp_path / "card"
-    manifest = _train(tiny_model, out, "--dataset", str(LCD_FIXTURE), "--max_steps", "1",
+    manifest = _train(tiny_model, out, "--dataset", str(LCD_FIXTURE), "--dataset_train_split", "test", "--max_steps", "1",
                       "--completion_format", "code", "--max_length", "512")  # fmt: skip
     saved = json.loads((out / "manifest.json").read_text())
     assert saved["recipe"] == "none" and saved["effective_batch"] == 2

@@ -47,7 +47,12 @@ def parse_instruction(instruction: str) -> tuple[str, str, str | None]:
     while rest and not rest[0].strip():
         rest.pop(0)
     title = ""
-    if len(rest) > 1 and rest[0].strip() and len(rest[0].strip()) <= 100 and not rest[0].rstrip().endswith("."):
+    if (
+        len(rest) > 1
+        and rest[0].strip()
+        and len(rest[0].strip()) <= 100
+        and not rest[0].rstrip().endswith(".")
+    ):
         title = rest.pop(0).strip()
     return title, "\n".join(rest).strip(), language
 
