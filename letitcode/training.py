@@ -780,6 +780,8 @@ def training_config(
         if k not in _NOT_RESULT and not k.startswith(_NOT_RESULT_PREFIXES) and not k.startswith("_")
     }
     # effective batch, not its factorisation: a relaunch on another number of GPUs keeps the same run
+    sft.pop("gradient_accumulation_steps", None)
+    sft.pop("per_device_train_batch_size", None)
     sft["effective_batch_size"] = effective_batch(sft_args)
     model = {k: getattr(model_args, k, None) for k in _MODEL_KEYS}
     model["load_dtype"] = load_dtype
@@ -1573,7 +1575,20 @@ def train(
         data.stats["train_examples_after_truncation"] = kept
     params = count_parameters_sharded(trainer.model)
     started = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    ckpt_state = _read_json(Path(resume_from) / "trainer_state.json") if resume_from else None
+    if ckpt_state and ckpt_state.get("global_step", 0) >= ckpt_state.get("max_steps", math.inf) > 0:
+        # killed between the last checkpoint and the final save: Trainer would train one step past max_steps
+        from transformers.trainer_callback import TrainerState
+
+        print(
+            f"note: {Path(resume_from).name} already reached the last step: nothing left to train",
+            file=sys.stderr,
+        )
+        trainer._load_from_checkpoint(resume_from)
+        trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
+        train_metrics: dict[str, Any] = {"trained_steps": 0}
+    else:
+        train_metrics = dict(trainer.train(resume_from_checkpoint=resume_from).metrics)
     train_seconds = time.time() - started
     trainer.save_model(str(output_dir))
     main_process = trainer.is_world_process_zero()
@@ -1613,7 +1628,7 @@ def train(
         "seed": sft_args.seed,
         "resumed_from": Path(resume_from).name if resume_from else None,
         "global_step": trainer.state.global_step,
-        "train_metrics": dict(result.metrics),
+        "train_metrics": train_metrics,
         "train_seconds": round(train_seconds, 2),
         "losses": losses,
         "hardware": dataclasses.asdict(hw),

@@ -349,15 +349,21 @@ def _strings(x):
 def test_manifest_and_card_name_hub_ids_and_no_machine_paths(tiny_model, tmp_path):
     from huggingface_hub import ModelCard
 
+    rows = [json.loads(line) for line in LCD_FIXTURE.read_text().splitlines()]
+    for r in rows:  # LeetCodeDataset's layout; every row with a solution
+        r["response"] = r.get("response") or f"```python\n{r['completion']}\n        return 0\n```"
+    local = tmp_path / "data" / "LeetCodeDataset-v0.2.0-train.jsonl"
+    local.parent.mkdir()
+    local.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "card"
-    manifest = _train(tiny_model, out, "--dataset", str(LCD_FIXTURE), "--dataset_train_split", "test", "--max_steps", "1",
+    manifest = _train(tiny_model, out, "--dataset", str(local), "--max_steps", "1",
                       "--completion_format", "code", "--max_length", "512")  # fmt: skip
     saved = json.loads((out / "manifest.json").read_text())
     assert saved["recipe"] == "none" and saved["effective_batch"] == 2
     assert saved["host_peak_rss_mb"] > 100 and saved["gpu_peak_memory_gib"] is None  # no CUDA here
     absolute = [s for s in _strings(saved) if s.startswith("/") or str(tmp_path) in s]
     assert not absolute, absolute
-    assert saved["data"]["source"] == LCD_FIXTURE.name or not saved["data"]["source"].startswith("/")
+    assert saved["data"]["source"] == local.name
     assert saved["data"]["hub_id"] == "newfacade/LeetCodeDataset"
 
     text = (out / "README.md").read_text()
@@ -365,7 +371,7 @@ def test_manifest_and_card_name_hub_ids_and_no_machine_paths(tiny_model, tmp_pat
     card = ModelCard.load(out / "README.md")
     assert card.data.datasets == ["newfacade/LeetCodeDataset"]
     files = card.data.to_dict()["dataset_files"]
-    assert files[0]["file"] == LCD_FIXTURE.name and files[0]["sha256_16"] == manifest["data"]["version"]
+    assert files[0]["file"] == local.name and files[0]["sha256_16"] == manifest["data"]["version"]
     assert "Precision: master weights fp32" in card.text
 
 
@@ -397,3 +403,20 @@ def test_decontamination_uses_the_evaluated_split_of_the_embedded_problems():
     s, _, _ = parse_args(["--recipe", "none", "--eval_split", "all"], hardware=_cpu())
     problems, info = _load_decontamination(s)
     assert info["split"] == "all" and len(problems) == 1405
+
+
+def test_resume_from_the_last_checkpoint_never_trains_past_max_steps(tiny_model, tmp_path):
+    from transformers import TrainerCallback
+
+    class KillAfterLastSave(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 2:
+                raise _Kill  # killed between the last checkpoint and the final save
+
+    out = tmp_path / "last"
+    with pytest.raises(_Kill):
+        _train(tiny_model, out, "--save_steps", "1", callbacks=[KillAfterLastSave()])
+    assert (out / "checkpoint-2").is_dir() and not (out / "manifest.json").exists()
+    again = _train(tiny_model, out, "--save_steps", "1")
+    assert again["resumed_from"] == "checkpoint-2" and again["global_step"] == 2
+    assert _steps(out) == [1, 2]
