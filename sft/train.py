@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     from letitcode.training import parse_args, train
 
     script_args, sft_args, model_args = parse_args(argv)
+    if script_args.dry_run:
+        import json
+
+        from letitcode.training import describe
+
+        print(json.dumps(describe(script_args, sft_args, model_args), indent=2, default=str))
+        return 0
     manifest = train(script_args, sft_args, model_args)
     if manifest.get("already_trained"):
         print(f"already trained: {manifest['output_dir']} (step {manifest['global_step']}); nothing to do")

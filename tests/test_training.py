@@ -420,3 +420,19 @@ def test_resume_from_the_last_checkpoint_never_trains_past_max_steps(tiny_model,
     again = _train(tiny_model, out, "--save_steps", "1")
     assert again["resumed_from"] == "checkpoint-2" and again["global_step"] == 2
     assert _steps(out) == [1, 2]
+
+
+def test_dry_run_prints_the_resolved_configuration_and_loads_nothing(tmp_path):
+    import subprocess
+
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "sft" / "train.py"), "--model", "google/gemma-7b", "--method", "full",
+         "--use_cpu", "true", "--dry_run", "--output_dir", str(tmp_path / "never")],
+        capture_output=True, text=True, cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["recipe"] == "sft/recipes/gemma-7b/full.yaml" and got["effective_batch"] == 16
+    assert got["precision"]["master_weights"] == "fp32" and got["expected_gpu_memory_gb"] == 40
+    assert not (tmp_path / "never").exists()
