@@ -684,6 +684,10 @@ def train_command(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: P
         "decontaminate": False,
         "prompt_style": prep["sft"]["style"],
         "merge": True if sft.merge and arm.train.method != "full" else None,
+        # the plan is the whole configuration (no sft/recipes/ file mixed in); an arm whose configuration
+        # changed retrains from scratch, the same one resumes (sft/train.py compares fingerprints)
+        "recipe": "none",
+        "overwrite": True,
         **sft.args,
         **arm.train.args,
     }
@@ -765,7 +769,9 @@ def resolve_exemplars(spec: str | list[str] | None, prep: Mapping[str, Any]) -> 
                 continue
             alt = alt.replace("{sft_pool}", pool)
             if ":" not in alt.split("/")[0]:
-                alt = f"leetcodedataset:{alt}"
+                # the pool keeps its source's rows: RayBernard/leetcode's Alpaca rows read as `raybernard`
+                layout = (prep.get("sft") or {}).get("layout")
+                alt = f"{'raybernard' if layout == 'alpaca' else 'leetcodedataset'}:{alt}"
         _, sep, rest = alt.partition(":")
         path = rest if sep else alt
         if _missing_data(path):
