@@ -284,6 +284,14 @@ def starter_from_code(code: str) -> tuple[str, str]:
     return "", ""
 
 
+class OtherLanguage(Exception):
+    """A row whose instruction asks for code in another language than Python (it is skipped, and counted)."""
+
+    def __init__(self, language: str):
+        super().__init__(language)
+        self.language = language
+
+
 @dataclass
 class SFTRow:
     index: int  # row index in the source
@@ -326,6 +334,15 @@ def row_to_sft(
     description = text("description", True)
     target = text("target", True)
     assert description is not None and target is not None
+    parsed_title = ""
+    if preset == "alpaca":
+        # RayBernard/leetcode: drop the request line, take the title (and so the slug) from the next one
+        from letitcode.sources.raybernard import parse_instruction
+
+        parsed_title, statement, language = parse_instruction(description)
+        if language and language not in ("python", "python3"):
+            raise OtherLanguage(language)
+        description = statement or description
     extra_input = text("input")
     if extra_input:
         description = f"{description.rstrip()}\n\n{extra_input.strip()}"
@@ -337,7 +354,7 @@ def row_to_sft(
     code, _ = split_solution(target)
     derived_starter, fn = starter_from_code(code or "")
     starter = starter or derived_starter
-    title = text("title") or ""
+    title = text("title") or parsed_title
     slug = text("slug")
     slug = slugify(slug) if slug else (slugify(title) if title else None)
     difficulty_raw = _get(row, columns["difficulty"]) if "difficulty" in columns else None
@@ -511,12 +528,21 @@ def build_sft_data(
         raise UserError(f"--dataset {dataset}: no rows")
     label = raw.source
     preset, columns = detect_columns(raw.columns, parse_column_map(column_map), source=label)
-    rows = [
-        row_to_sft(
-            r, i, columns, source=label, preset=preset, completion_format=completion_format, style=style
-        )
-        for i, r in enumerate(raw.rows)
-    ]
+    rows = []
+    other_language: Counter[str] = Counter()
+    titled = 0
+    for i, r in enumerate(raw.rows):
+        try:
+            row = row_to_sft(
+                r, i, columns, source=label, preset=preset, completion_format=completion_format, style=style
+            )
+        except OtherLanguage as e:
+            other_language[e.language] += 1
+            continue
+        titled += bool(row.problem.title)
+        rows.append(row)
+    if not rows:
+        raise UserError(f"--dataset {dataset}: no Python rows (other languages: {dict(other_language)})")
     overridden = set(parse_column_map(column_map))
     if preset == "leetcodedataset" and not overridden & {"description", "starter_code", "title"}:
         rows = _with_source_problems(rows, raw, label)
@@ -554,6 +580,8 @@ def build_sft_data(
         val = val[:max_eval_samples]
     stats = {
         "rows": len(raw.rows),
+        "skipped_other_language": sum(other_language.values()),
+        "titled": titled,
         "removed_by_decontamination": deco_info["removed"],
         "after_decontamination": len(rows),
         "problems": len({r.group for r in rows}),

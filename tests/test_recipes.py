@@ -50,6 +50,10 @@ def test_recipe_parses_with_valid_keys(path):
         got = next(getattr(obj, key) for obj in (script, sft, model) if hasattr(obj, key))
         if key == "lora_target_modules":
             assert got == (value[0] if len(value) == 1 else value)
+        elif key == "optim" and sft.use_cpu:  # a paged optimizer needs a GPU: its unpaged twin on the CPU
+            from letitcode.training import _PAGED
+
+            assert got.value == _PAGED.get(value, value)
         elif key in ("optim", "lr_scheduler_type"):  # enums
             assert got.value == value
         elif key == "report_to":  # TrainingArguments turns "none" into []
@@ -61,7 +65,10 @@ def test_recipe_parses_with_valid_keys(path):
         assert sft.max_steps and sft.max_steps <= 50  # minutes on a CPU
     else:
         assert model.model_name_or_path == SEED_MODELS[path.parent.name]
-        assert sft.bf16 and sft.gradient_checkpointing and model.dtype == "bfloat16"
+        assert sft.bf16 and sft.gradient_checkpointing
+        # full fine-tuning: fp32 master weights under bf16 autocast; adapters: a bf16 base
+        assert model.dtype == ("float32" if script.method == "full" else "bfloat16")
+        assert script.effective_batch_size == 16 and "gradient_accumulation_steps" not in raw
     if script.method == "qlora":
         assert model.load_in_4bit and model.bnb_4bit_quant_type == "nf4" and model.use_bnb_nested_quant
     if script.method == "dora":

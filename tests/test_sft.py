@@ -49,7 +49,8 @@ def test_alpaca_layout_is_detected_and_code_format_strips_fences_and_prose():
     # the prompt is the evaluator's zero-shot prompt, starter code derived from the reference
     ex = next(r for r in rows if "moveZeroes" in r.completion).example()
     user = ex["prompt"][-1]["content"]
-    assert "Move Zeroes" in user and "class Solution:\n    def moveZeroes(self, nums):" in user
+    assert "Given an integer array `nums`, move all 0's" in user and "Please explain" not in user
+    assert "class Solution:\n    def moveZeroes(self, nums):" in user
     assert ex["completion"][0]["role"] == "assistant"
 
 
@@ -91,11 +92,11 @@ def test_bad_row_names_its_index_and_field(tmp_path):
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataError) as e:
         sft_data.build_sft_data(str(f))
-    assert "row 3" in str(e.value) and "'output'" in str(e.value)
+    assert "row 4" in str(e.value) and "'output'" in str(e.value)  # rows[3] is the file's line 4
     rows[3]["output"] = "This problem is solved with a stack, see the editorial."  # prose, no code
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     sft_data.build_sft_data(str(f), completion_format="code+explanation")  # as is: fine
-    with pytest.raises(DataError, match=r"row 3: field 'output': no Python code"):
+    with pytest.raises(DataError, match=r"row 4: field 'output': no Python code"):
         sft_data.build_sft_data(str(f), completion_format="code")
 
 
@@ -218,46 +219,12 @@ def test_precedence_defaults_method_yaml_cli(tmp_path):
 # ------------------------------------------------------------------------------------------------ runs
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """A from-config Llama (hidden 64, 2 layers) with the embedded tokenizer and ChatML template."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from letitcode import models
-
-    try:
-        tok_path = models.resolve("embedded").path
-    except UserError as e:
-        pytest.skip(f"embedded tokenizer unavailable: {e}")
-    tok = AutoTokenizer.from_pretrained(tok_path)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    out = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    # models.resolve reads the Hub origin of a local folder from here; the card must name it as base_model
-    (out / "letitcode_source.json").write_text(json.dumps({"hub_id": TINY_HUB_ID}))
-    return out
-
-
 def _run(tiny_model: Path, out: Path, *extra: str) -> dict:
     from letitcode.training import Hardware, parse_args, train
 
     argv = [
         "--model", str(tiny_model),
+        "--recipe", "none",
         "--dataset", str(FIXTURE),
         "--decontaminate", "false",
         "--output_dir", str(out),
@@ -323,7 +290,9 @@ def test_every_method_trains_two_steps_then_reloads_and_generates(method, tiny_m
     )
     assert saved["data"]["decontamination"]["enabled"] is False
     assert saved["seed"] == 42 and saved["library_versions"]["trl"] == "1.16.0"
-    cpu_mem = saved["cpu_memory_saving"]  # a CPU run: the small LM-head tiles always, malloc only with checkpointing
+    cpu_mem = saved[
+        "cpu_memory_saving"
+    ]  # a CPU run: the small LM-head tiles always, malloc only with checkpointing
     tile = cpu_mem["lm_head_tile"]
     assert cpu_mem["mode"] == "auto" and tile["applied"] and (tile["tokens"], tile["vocab"]) == (1024, 4096)
     if sys.platform.startswith("linux"):
@@ -391,21 +360,6 @@ def test_params_ratios_lora_vs_ia3_vs_full(tiny_model):
         )
     assert out["ia3"]["trainable"] < out["lora"]["trainable"] < full["trainable"]
     assert out["lora"]["total"] > full["total"] == out["ia3"]["total"] - out["ia3"]["trainable"]
-
-
-def test_rerun_resumes_from_the_last_checkpoint(tiny_model, tmp_path):
-    out = tmp_path / "resume"
-    first = _run(tiny_model, out, "--save_steps", "1")
-    assert first["global_step"] == 2 and first["resumed_from"] is None
-    assert (out / "checkpoint-1").is_dir() and (out / "checkpoint-2").is_dir()
-    before = dict(_losses(out))
-
-    second = _run(tiny_model, out, "--save_steps", "1", "--max_steps", "3")
-    assert second["resumed_from"] == "checkpoint-2" and second["global_step"] == 3
-    after = _losses(out)
-    assert [s for s, _ in after] == [1, 2, 3]  # continued: steps 1-2 came from the checkpoint, not rerun
-    assert dict(after)[1] == before[1] and dict(after)[2] == before[2]
-    assert second["train_metrics"]["train_runtime"] < first["train_metrics"]["train_runtime"] * 2
 
 
 class Recorder:
@@ -481,7 +435,7 @@ def test_push_without_token_fails_before_training(tiny_model, tmp_path):
     env.update(HF_HOME=str(tmp_path / "hf-home"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "sft" / "train.py"), "--model", str(tiny_model), "--dataset", str(FIXTURE),
+        [sys.executable, str(REPO / "sft" / "train.py"), "--model", str(tiny_model), "--recipe", "none", "--dataset", str(FIXTURE),
          "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "org/x"],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
     )  # fmt: skip
@@ -518,6 +472,8 @@ def test_eval_after_writes_train_and_heldout_pass_at_1(tiny_model, tmp_path):
 
 
 def test_eval_after_without_tests_scores_the_decontaminated_benchmark(tiny_model, tmp_path):
+    from letitcode.sources import load_benchmark
+
     out = tmp_path / "evalbench"
     manifest = _run(
         tiny_model, out, "--decontaminate", "true", "--eval_benchmark", "leetcode",
@@ -531,7 +487,10 @@ def test_eval_after_without_tests_scores_the_decontaminated_benchmark(tiny_model
         and o["heldout"]["benchmark"] == "leetcode"
     )
     deco = manifest["data"]["decontamination"]
-    assert deco["enabled"] and deco["benchmark"]["name"] == "leetcode" and deco["benchmark_problems"] == 1405
+    # only the evaluated (test) half of the embedded problems is removed from the training data
+    assert deco["enabled"] and deco["benchmark"]["name"] == "leetcode" and deco["split"] == "test"
+    assert deco["benchmark_problems"] == len(load_benchmark("leetcode", split="test").problems) < 1405
+    assert o["heldout"]["split"] == "test"
     assert manifest["data"]["counts"]["removed_by_decontamination"] == deco["removed"]
 
 

@@ -22,11 +22,46 @@ INSTEAD = "a local .jsonl/.json/.parquet export of RayBernard/leetcode (instruct
 _FENCE = re.compile(r"```[ \t]*([\w+#-]*)[ \t]*\n(.*?)```", re.S)
 
 
+# The first line of every instruction is a request, not the problem: "Please explain the following problem in
+# detail and provide code in python:", "Please write the following solution using python:", ...
+_REQUEST = re.compile(r"^\s*please\b.*:\s*$", re.I)
+_LANGUAGE = re.compile(r"\b(?:in|using)\s+(python3?|java|c\+\+|javascript|typescript|c#|go|rust|kotlin|swift|"
+                       r"scala|ruby|php|c|dart|erlang|elixir|lisp|haskell|perl|r|lua|julia|mojo|"
+                       r"f#|clojure|scheme|objective-c|fortran|groovy|pascal|smalltalk|vb\.net|visual basic \.net|"
+                       r"ansi c|object pascal|cobol)\s*:\s*$", re.I)  # fmt: skip
+
+
+def parse_instruction(instruction: str) -> tuple[str, str, str | None]:
+    """(title, description, language) of a RayBernard/greengerong instruction.
+
+    "Please explain ... in python:\nTwo Sum\n\n<statement>" -> ("Two Sum", "<statement>", "python"). The request
+    line is dropped (it is the same boilerplate on every row and would teach nothing, and it hides the
+    statement from decontamination by description); an instruction without one is returned whole, untitled.
+    """
+    lines = instruction.strip().splitlines()
+    if not lines or not _REQUEST.match(lines[0]):
+        return "", instruction.strip(), None
+    lang_m = _LANGUAGE.search(lines[0])
+    language = lang_m.group(1).lower() if lang_m else None
+    rest = lines[1:]
+    while rest and not rest[0].strip():
+        rest.pop(0)
+    title = ""
+    if (
+        len(rest) > 1
+        and rest[0].strip()
+        and len(rest[0].strip()) <= 100
+        and not rest[0].rstrip().endswith(".")
+    ):
+        title = rest.pop(0).strip()
+    return title, "\n".join(rest).strip(), language
+
+
 def _title(instruction: str) -> str:
+    title, _, _ = parse_instruction(instruction)
+    if title:
+        return title
     lines = [ln.strip() for ln in instruction.strip().splitlines()]
-    # "Please explain the following problem ... in python:" then the title on its own line
-    if len(lines) > 1 and lines[0].endswith(":") and lines[1] and len(lines[1]) <= 100:
-        return lines[1]
     return lines[0][:100] if lines else ""
 
 
@@ -68,13 +103,16 @@ def problems_from_rows(raw: list[dict[str, Any]], source: str) -> list[Problem]:
         extra_input = row.get("input") or ""
         if not isinstance(extra_input, str):
             extra_input = str(extra_input)
-        title = str(row.get("title") or _title(instruction))
+        parsed_title, statement, _ = parse_instruction(instruction)
+        title = str(row.get("title") or parsed_title or _title(instruction))
         slug = str(row.get("slug") or slugify(title) or f"row-{i}")
         task_id = str(row["id"]) if row.get("id") not in (None, "") else slug
         if task_id in used:
             task_id = f"{task_id}-{i}"
         used.add(task_id)
-        description = instruction.strip() + (f"\n\n{extra_input.strip()}" if extra_input.strip() else "")
+        description = (statement or instruction.strip()) + (
+            f"\n\n{extra_input.strip()}" if extra_input.strip() else ""
+        )
         problems.append(
             Problem(
                 task_id=task_id,
