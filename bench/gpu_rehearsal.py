@@ -147,14 +147,15 @@ def _model(seed: str, plan: Plan, vocab_size: int | None) -> Any:
     return model
 
 
-def _prompts(tokenizer: Any, n: int) -> list[str]:
-    """`n` zero-shot prompts of embedded LeetCode problems in the model's style (chat where it has a template)."""
+def _prompts(seed: str, n: int) -> list[Any]:
+    """`n` zero-shot prompts of embedded LeetCode problems in the seed model's own prompt style (the seed
+    table: completion for gemma-7b, chat for the instruct models)."""
     from letitcode import prompts
     from letitcode.pipeline import EvalConfig, select_problems
     from letitcode.sources import load_benchmark
 
     problems = select_problems(load_benchmark("leetcode").problems, EvalConfig(limit=max(n, 3)))[:n]
-    style = "chat" if getattr(tokenizer, "chat_template", None) else "completion"
+    style = prompts.seed_style(seed_models.SEED_MODELS[seed]["hub_id"])
     return [prompts.render(p, "zero_shot", style, ()).prompt for p in problems]
 
 
@@ -170,13 +171,14 @@ def bench_generation(seed: str, model: Any, tokenizer: Any, plan: Plan) -> list[
     resolved = ResolvedModel(seed, "", seed_models.SEED_MODELS[seed]["hub_id"], None, f"random-{seed}")
     params = DecodingParams(max_new_tokens=plan.max_new_tokens, temperature=0.0)
     rows = []
-    texts = _prompts(tokenizer, max(plan.batches))
+    texts = _prompts(seed, max(plan.batches))
     for batch in plan.batches:
         reqs = [GenRequest(texts[i % len(texts)], f"{seed}-{batch}-{i}", 0) for i in range(batch)]
         for mode in ("static", "paged"):
             row: dict[str, Any] = {"model": seed, "section": "generate", "mode": mode, "batch": batch}
             try:
                 backend = LocalBackend(resolved, batch_size=batch, loaded=(model, tokenizer), mode=mode)
+                row["device"] = backend.device
                 # one short warm-up (kernels, allocator, CUDA graphs) that is not timed
                 list(
                     backend.generate(
@@ -195,7 +197,7 @@ def bench_generation(seed: str, model: Any, tokenizer: Any, plan: Plan) -> list[
                     wall_s=round(wall, 3),
                     tokens_per_s=round(tokens / wall, 1),
                     peak_gib=_peak_gib(plan.device),
-                    prompt_tokens=sum(len(tokenizer(backend.to_text(r.prompt)).input_ids) for r in reqs),
+                    prompt_tokens=sum(len(backend.encode(r.prompt)) for r in reqs),
                 )
             except Exception as e:  # a mode this model or device cannot run: say so in the table
                 row["skipped"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
