@@ -9,34 +9,14 @@ pass_by_difficulty.png and error_taxonomy.png.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sys
+from pathlib import Path
 
-from letitcode.cli import parse_config, run_main
-from letitcode.errors import UserError
+if __package__ in (None, ""):  # `python evaluate/report.py` without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-@dataclass
-class ReportArguments:
-    runs: list[str] = field(default_factory=list, metadata={"help": "run output directories"})
-    output_dir: str = field(default="runs/report", metadata={"help": "where report.md and the PNGs go"})
-    labels: list[str] | None = field(
-        default=None, metadata={"help": "one column label per run (default: the approach)"}
-    )
-    title: str = field(default="LetItCode results", metadata={"help": "the report's heading"})
-
-
-def main() -> int:
-    from letitcode.report import write_report
-
-    (args,) = parse_config((ReportArguments,))
-    if not args.runs:
-        raise UserError(
-            "pass --runs DIR [DIR ...]: the output directories of evaluate/run.py or evaluate/score.py"
-        )
-    path = write_report(args.runs, args.output_dir, labels=args.labels, title=args.title)
-    print(f"wrote {path.parent}/: report.md, pass_by_difficulty.png, error_taxonomy.png")
-    return 0
-
+from letitcode.cli import run_main
+from letitcode.commands.report import main
 
 if __name__ == "__main__":
     run_main(main)

@@ -20,23 +20,14 @@ letitcode.hub.PushArguments); a YAML file given with --config sets defaults that
 
 from __future__ import annotations
 
-from letitcode.cli import parse_config, run_main
+import sys
+from pathlib import Path
 
+if __package__ in (None, ""):  # `python evaluate/run.py` without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def main() -> int:
-    from letitcode import hub
-    from letitcode.pipeline import EvalConfig, format_table, run_eval, wrote_line
-
-    cfg, push = parse_config((EvalConfig, hub.PushArguments))
-    if push.any:  # fail on a missing token now, not after an hour of generation
-        hub.require_token("--push-results" if push.push_results else "--push-to-card")
-    results = run_eval(cfg)
-    print(format_table(results))
-    print(wrote_line(cfg.output_dir))
-    for url in hub.publish_run(cfg.output_dir, push):
-        print(f"pushed: {url}")
-    return 0
-
+from letitcode.cli import run_main
+from letitcode.commands.eval import main
 
 if __name__ == "__main__":
     run_main(main)

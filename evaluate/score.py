@@ -11,42 +11,14 @@ D/manifest.json (and the result dataset D/dataset/ with --metrics all). Options 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python evaluate/score.py` without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from letitcode.cli import run_main
-
-
-def main() -> int:
-    from letitcode.sandbox import prestart
-
-    prestart()  # the first sandbox worker boots while the options parse and the benchmark loads
-    from letitcode.cli import parse_config
-    from letitcode.errors import UserError
-    from letitcode.metrics import parse_ks
-    from letitcode.pipeline import ScoreConfig, format_table, score_samples, wrote_line
-
-    (cfg,) = parse_config((ScoreConfig,), description=__doc__)
-    for name in ("samples", "output_dir"):
-        if not getattr(cfg, name):
-            raise UserError(f"pass --{name} (see --help)")
-    results = score_samples(
-        cfg.benchmark,
-        cfg.samples,
-        cfg.output_dir,
-        dataset=cfg.dataset,
-        split=cfg.split,
-        revision=cfg.revision,
-        workers=cfg.workers,
-        memory_mb=cfg.memory_mb,
-        timeout_s=cfg.timeout_s,
-        progress=cfg.progress,
-        metrics=cfg.metrics,
-        ks=parse_ks(cfg.k),
-        model=cfg.model,
-        approach=cfg.approach,
-    )
-    print(format_table(results))
-    print(wrote_line(cfg.output_dir))
-    return 0
-
+from letitcode.commands.score import main
 
 if __name__ == "__main__":
     run_main(main)

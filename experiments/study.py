@@ -17,8 +17,7 @@ if __package__ in (None, ""):  # `python experiments/study.py` without `pip inst
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from letitcode.cli import run_main
+from letitcode.study import main
 
 if __name__ == "__main__":
-    from letitcode.study import main
-
     run_main(main)

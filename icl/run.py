@@ -18,18 +18,14 @@ same command after a crash re-asks nothing already answered.
 
 from __future__ import annotations
 
-from letitcode.cli import parse_config, run_main
+import sys
+from pathlib import Path
 
+if __package__ in (None, ""):  # `python icl/run.py` without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def main() -> int:
-    from letitcode.pipeline import EvalConfig, format_table, run_eval, wrote_line
-
-    (cfg,) = parse_config((EvalConfig,))
-    results = run_eval(cfg)
-    print(format_table(results))
-    print(wrote_line(cfg.output_dir))
-    return 0
-
+from letitcode.cli import run_main
+from letitcode.commands.icl import main
 
 if __name__ == "__main__":
     run_main(main)

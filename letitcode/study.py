@@ -1079,7 +1079,7 @@ def run_study(plan: StudyPlan, out: str | Path, *, report: bool = True) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="experiments/study.py",
+        prog=None,  # the script name, or `letitcode study` from the console command
         description="Run the LetItCode study (ICL, SFT, RAG; every approach on the same problems) and write its report.",
     )
     which = p.add_mutually_exclusive_group()

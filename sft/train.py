@@ -20,40 +20,7 @@ if __package__ in (None, ""):  # `python sft/train.py` without `pip install -e .
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from letitcode.cli import run_main
-
-
-def main(argv: list[str] | None = None) -> int:
-    from letitcode.training import parse_args, train
-
-    script_args, sft_args, model_args = parse_args(argv)
-    if script_args.dry_run:
-        import json
-
-        from letitcode.training import describe
-
-        print(json.dumps(describe(script_args, sft_args, model_args), indent=2, default=str))
-        return 0
-    manifest = train(script_args, sft_args, model_args)
-    if manifest.get("already_trained"):
-        print(f"already trained: {manifest['output_dir']} (step {manifest['global_step']}); nothing to do")
-        return 0
-    if manifest:
-        out = manifest["output_dir"]
-        losses = manifest["losses"]
-        print(
-            f"done: {manifest['method']} on {manifest['model']['hub_id'] or manifest['model']['path']}, "
-            f"step {manifest['global_step']}, train loss {losses['final_train_loss']}, "
-            f"validation loss {losses['final_eval_loss']} -> {out} (loss.png, manifest.json, README.md)"
-        )
-        if manifest.get("overfitting"):
-            o = manifest["overfitting"]
-            print(
-                f"pass@1: train {o['train_pass@1']}, held-out {o['heldout_pass@1']} -> {out}/overfitting.json"
-            )
-        for what, url in manifest.get("pushed", {}).items():
-            print(f"pushed {what}: {url}")
-    return 0
-
+from letitcode.commands.sft import main
 
 if __name__ == "__main__":
     run_main(main)
