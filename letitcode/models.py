@@ -359,7 +359,8 @@ def load(
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, resolved.path)
-    if "device_map" not in kwargs and not quant:  # a 4-bit model cannot be moved; on the CPU it is already there
+    # a 4-bit model cannot be moved (on the CPU it is already there); device_map put the rest in place
+    if "device_map" not in kwargs and not quant:
         model.to(target)
     model.eval()
     trained_4bit = devices.adapter_quantization(resolved.path) if resolved.is_adapter else None

@@ -1425,7 +1425,12 @@ def _load_decontamination(script_args: Any) -> tuple[list[Any] | None, dict[str,
 def _check_gpu_expectation(expected: float | None, hw: Hardware) -> str | None:
     # expected_gpu_memory_gb is in GB as cards are sold (10**9 bytes: an "80 GB" H100 has 79.2 GiB);
     # hw.gpu_memory_gb is GiB (total_memory / 2**30): compare bytes, not the two numbers
-    if expected is None or not hw.cuda or hw.gpu_memory_gb is None or hw.gpu_memory_gb * 2**30 >= expected * 1e9:
+    if (
+        expected is None
+        or not hw.cuda
+        or hw.gpu_memory_gb is None
+        or hw.gpu_memory_gb * 2**30 >= expected * 1e9
+    ):
         return None
     msg = (
         f"this recipe expects about {expected:g} GB ({expected * 1e9 / 2**30:.1f} GiB) of GPU memory per device; "
