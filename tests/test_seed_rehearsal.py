@@ -83,6 +83,22 @@ def _untemplated(text: str) -> str:
     return text.replace("|> \n", "|>\n")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _cheap_tokenizer_fingerprints():
+    """`datasets` fingerprints every `map` by pickling its function, closure included, and the tokenizer in it:
+    Gemma's 262k-token tokenizer costs ~10 s a map on these cores (3 maps a run: letitcode/training.py
+    drop_overlong_prompts twice, TRL's tokenization once), more than the 2 training steps. Fingerprints only
+    name cache files, which these runs never reuse, so here a tokenizer hashes by name and size."""
+    from datasets.utils import _dill
+
+    def save(pickler: Any, obj: Any) -> None:
+        pickler.save(f"{type(obj).__name__}:{obj.name_or_path}:{len(obj)}")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_dill, "_save_transformersPreTrainedTokenizerBase", save)
+        yield
+
+
 @pytest.fixture(scope="module")
 def short_sft_data(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 6 shortest LeetCodeDataset training rows (its own columns), so 512 tokens hold prompt and answer."""
