@@ -273,11 +273,11 @@ def method_defaults(method: str, hw: Hardware) -> dict[str, Any]:
         "dtype": "bfloat16" if hw.bf16 else "float32",
         # Covers 98% of LeetCodeDataset prompt+code examples (SmolLM2 tokenizer: p50 555, p90 809 tokens).
         "max_length": 1024,
-        # CPU: one 1024-token row per forward (4 rows x 1024 tokens without gradient checkpointing peaked at
-        # 10.8 GB RSS on the embedded model), the same 4 examples per step through accumulation
+        # CPU: one 1024-token row per step, as the embedded recipes (4 rows x 1024 tokens without gradient
+        # checkpointing peaked at 10.8 GB RSS on the embedded model)
         "per_device_train_batch_size": 4 if hw.cuda else 1,
         "per_device_eval_batch_size": 4 if hw.cuda else 1,
-        "gradient_accumulation_steps": 4,
+        "gradient_accumulation_steps": 4 if hw.cuda else 1,
         "num_train_epochs": 3,
         "lr_scheduler_type": "cosine",
         "warmup_steps": 0.03,  # a ratio of the total steps when < 1

@@ -231,7 +231,7 @@ def _run(tiny_model: Path, out: Path, *extra: str) -> dict:
         "--max_steps", "2",
         "--max_length", "256",
         "--per_device_train_batch_size", "2",
-        "--per_device_eval_batch_size", "2",
+        "--per_device_eval_batch_size", "2", "--gradient_accumulation_steps", "1",
         "--val_fraction", "0.2",
         "--logging_steps", "1",
         "--eval_steps", "2",
