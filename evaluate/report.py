@@ -34,7 +34,7 @@ def main() -> int:
             "pass --runs DIR [DIR ...]: the output directories of evaluate/run.py or evaluate/score.py"
         )
     path = write_report(args.runs, args.output_dir, labels=args.labels, title=args.title)
-    print(f"wrote {path} and its plots")
+    print(f"wrote {path.parent}/: report.md, pass_by_difficulty.png, error_taxonomy.png")
     return 0
 
 

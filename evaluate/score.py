@@ -21,7 +21,7 @@ def main() -> int:
     from letitcode.cli import parse_config
     from letitcode.errors import UserError
     from letitcode.metrics import parse_ks
-    from letitcode.pipeline import ScoreConfig, format_table, score_samples
+    from letitcode.pipeline import ScoreConfig, format_table, score_samples, wrote_line
 
     (cfg,) = parse_config((ScoreConfig,), description=__doc__)
     for name in ("samples", "output_dir"):
@@ -44,8 +44,7 @@ def main() -> int:
         approach=cfg.approach,
     )
     print(format_table(results))
-    wrote = "samples.jsonl, results.json, manifest.json" + (" and dataset/" if cfg.metrics == "all" else "")
-    print(f"wrote {wrote} in {cfg.output_dir}")
+    print(wrote_line(cfg.output_dir))
     return 0
 
 

@@ -8,7 +8,9 @@
 Strategies: zero_shot, few_shot, cot, cot_few_shot, rag (`--k-shots`, `--retriever bm25|dense`,
 `--exemplar-dataset`). Backends: local (transformers, continuous batching), tgi (huggingface_hub
 InferenceClient), openai (the openai client: vLLM, `transformers serve`, OpenAI; key from OPENAI_API_KEY);
-`--concurrency` requests in flight, `--request-timeout-s` each. Writes the same samples.jsonl,
+`--concurrency` requests in flight, `--request-timeout-s` each. The local backend loads on `--device auto`
+(CUDA when available) with `--dtype`/`--attn_implementation auto`; `--serve vllm|transformers|CMD` starts a
+server for `--model` and runs the strategy through it (see evaluate/run.py). Writes the same samples.jsonl,
 results.json and manifest.json as evaluate/run.py, scored by the same sandbox, plus per-request latency
 and generated tokens in every sample record. Generations are cached in D/generations.jsonl: rerunning the
 same command after a crash re-asks nothing already answered.
@@ -20,12 +22,12 @@ from letitcode.cli import parse_config, run_main
 
 
 def main() -> int:
-    from letitcode.pipeline import EvalConfig, format_table, run_eval
+    from letitcode.pipeline import EvalConfig, format_table, run_eval, wrote_line
 
     (cfg,) = parse_config((EvalConfig,))
     results = run_eval(cfg)
     print(format_table(results))
-    print(f"wrote {cfg.output_dir}/samples.jsonl, results.json and manifest.json")
+    print(wrote_line(cfg.output_dir))
     return 0
 
 

@@ -39,7 +39,7 @@ HUB = "https://huggingface.co"
 DIFFICULTIES = ("Easy", "Medium", "Hard")
 # Hub repo ids: "name" alone is ambiguous with a relative folder, so a source must be ORG/NAME[@REV].
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
-N_BOOTSTRAP = 2000  # as letitcode.stats.N_BOOT: per-difficulty CIs resample problems like the summary's CI
+SMALL_N = 30  # as letitcode.stats.SMALL_N: intervals over fewer problems are flagged
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,19 @@ def _download(spec: str) -> tuple[Path, str, str | None]:
     return Path(local), repo, revision or None
 
 
+def _looks_local(spec: str) -> str | None:
+    """Why a missing `--results` value is a local path, not a Hub id (None when it may be a Hub id)."""
+    repo = spec.partition("@")[0]
+    if spec.startswith((".", "/", "~")) or "\\" in spec:
+        return "it is spelled as a path"
+    if repo.count("/") > 1 or repo.endswith("/"):
+        return "a Hub id has one '/', ORG/NAME"
+    first = repo.split("/")[0]
+    if first and Path(first).is_dir():
+        return f"{first}/ is a folder here"
+    return None
+
+
 def locate(spec: str) -> Source:
     """Where one `--results` value's data is. A local path wins over a Hub id of the same spelling."""
     path = Path(spec).expanduser()
@@ -108,7 +121,9 @@ def locate(spec: str) -> Source:
             raise UserError(
                 f"--results {spec!r} is a file; pass a run folder, a result-dataset folder or a Hub id"
             )
-    elif _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
+    elif (why := _looks_local(spec)) is not None:
+        raise UserError(f"--results {spec!r} does not exist ({why}, so it is not tried as a Hub id)")
+    elif _HUB_ID.match(spec):
         path, hub_repo, revision = _download(spec)
     else:
         raise UserError(
@@ -150,46 +165,20 @@ def read_summaries(src: Source) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _bootstrap_ci(per_problem: Sequence[float]) -> tuple[float, float]:
-    """95% CI of the mean over problems: the project's `letitcode.stats.bootstrap_ci`, or the same
-    percentile bootstrap (same resamples and seed, so the same numbers) on a Space without the package."""
-    import numpy as np
-
-    try:
-        from letitcode.stats import bootstrap_ci
-    except ImportError:
-        x = np.asarray(per_problem, dtype=float)
-        rng = np.random.default_rng(0)
-        means = x[rng.integers(0, x.size, size=(N_BOOTSTRAP, x.size))].mean(axis=1)
-        lo, hi = np.quantile(means, [0.025, 0.975])
-        return float(lo), float(hi)
-    return bootstrap_ci(per_problem)
-
-
 def _difficulty_cis(src: Source, config: str) -> dict[str, float]:
-    """`<Level>_ci_low/high` (pass@1 by difficulty), which summary rows do not carry: bootstrapped from
-    the config's samples, or read from an older run folder's results.json."""
+    """`<Level>_ci_low/high/_n` of a run folder from before result datasets, read from its results.json.
+    Result datasets carry them in the summary row (computed by `letitcode.stats` when the run was scored);
+    an older dataset without them shows "-" rather than an interval recomputed another way."""
     out: dict[str, float] = {}
-    folder = src.config_folder(config)
-    if folder is None:
-        cis = (_json_file(src.root / "results.json").get("ci") or {}).get("by_difficulty") or {}
-        for level in DIFFICULTIES:
-            ci = (cis.get(level) or {}).get("pass@1")
-            if ci:
-                out[f"{level}_ci_low"], out[f"{level}_ci_high"] = ci
+    if src.config_folder(config) is not None:
         return out
-    if not (folder / "samples.parquet").exists():
-        return out
-    try:
-        s = pd.read_parquet(folder / "samples.parquet", columns=["task_id", "passed", "difficulty"])
-    except Exception as e:
-        raise UserError(
-            f"{src.spec}: cannot read {config}/samples.parquet ({type(e).__name__}: {e})"
-        ) from None
-    for level, sub in s.groupby("difficulty"):
-        if level in DIFFICULTIES:
-            per_problem = sub.groupby("task_id")["passed"].mean()  # c/n: the unbiased pass@1 of a problem
-            out[f"{level}_ci_low"], out[f"{level}_ci_high"] = _bootstrap_ci(per_problem.to_numpy())
+    cis = (_json_file(src.root / "results.json").get("ci") or {}).get("by_difficulty") or {}
+    for level in DIFFICULTIES:
+        block = cis.get(level) or {}
+        if block.get("pass@1"):
+            out[f"{level}_ci_low"], out[f"{level}_ci_high"] = block["pass@1"]
+        if block.get("n") is not None:
+            out[f"{level}_n"] = block["n"]
     return out
 
 
@@ -263,9 +252,31 @@ def _float(value: Any) -> float:
     return math.nan if n is None else n
 
 
-def _ci(low: Any, high: Any) -> str:
-    lo, hi = _num(low), _num(high)
-    return "" if lo is None or hi is None else f"{lo:.3f} – {hi:.3f}"
+def _int(value: Any) -> int | None:
+    n = _num(value, 0)
+    return None if n is None else int(n)
+
+
+def _ci(low: Any, high: Any, n: Any = None) -> str:
+    """An interval as every table prints it: `[0.061, 0.792] (n=4, small n)`; "-" when absent. The same
+    layout as `letitcode.stats.format_ci`, re-stated here because a bare Space has no `letitcode`."""
+    lo, hi, count = _num(low), _num(high), _int(n)
+    if lo is None or hi is None:
+        return "-"
+    text = f"[{lo:.3f}, {hi:.3f}]"
+    if count is not None:
+        text += f" (n={count}{', small n' if count < SMALL_N else ''})"
+    return text
+
+
+def _rate(row: pd.Series, col: str) -> str:
+    """A per-difficulty pass@1 with its interval in one cell: `0.250 [0.061, 0.792] (n=4, small n)`.
+    Three decimals always, so the text sorts as the number does."""
+    value = _num(_get(row, col))
+    if value is None:
+        return "-"
+    ci = _ci(_get(row, f"{col}_ci_low"), _get(row, f"{col}_ci_high"), _get(row, f"{col}_n"))
+    return f"{value:.3f}" + ("" if ci == "-" else f" {ci}")
 
 
 def _get(row: pd.Series, col: str) -> Any:
@@ -289,9 +300,17 @@ def filter_rows(
     approaches: Sequence[str] | None = None,
     models: Sequence[str] | None = None,
     benchmarks: Sequence[str] | None = None,
+    types: Sequence[str] | None = None,
+    search: str = "",
 ) -> pd.DataFrame:
-    """Rows whose approach, model and benchmark are among those chosen; None (or empty models) = all."""
+    """Rows whose approach, model, benchmark and model type are among those chosen (None, or empty
+    models, = all) and whose model, approach or benchmark contains every word of `search`."""
     mask = pd.Series(True, index=df.index)
+    if types is not None:
+        mask &= pd.Series([_model_type(r) for _, r in df.iterrows()], index=df.index).isin(list(types))
+    for word in search.lower().split():
+        text = df["model"].astype(str) + " " + df["approach"].astype(str) + " " + df["benchmark"].astype(str)
+        mask &= text.str.lower().str.contains(word, regex=False)
     if approaches is not None:
         mask &= df["approach"].isin(list(approaches))
     if models:  # an empty model selection means every model (the dropdown starts empty)
@@ -301,8 +320,16 @@ def filter_rows(
     return df[mask]
 
 
+def _model_type(row: pd.Series) -> str:
+    kind = _get(row, "model_type")
+    if isinstance(kind, str) and kind:
+        return kind
+    return "adapter" if _json(_get(row, "manifest")).get("model", {}).get("is_adapter") else "-"
+
+
 def overall_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run, best pass@1 first, with its CI, pass@k, reference metrics, cost and links."""
+    """One row per run, best pass@1 first: its interval, Easy/Medium/Hard with theirs, pass@k, reference
+    metrics, cost, model metadata and links."""
     ks = sorted(
         {k for v in df.get("pass@k", []) for k in _json(v) if k != "pass@1"}, key=lambda k: int(k[5:])
     )
@@ -312,16 +339,22 @@ def overall_table(df: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "model": _model_cell(r),
+                "type": _model_type(r),
+                "parameters": _int(_get(r, "parameters")),
+                "precision": _get(r, "precision") or "-",
                 "approach": r.get("approach"),
                 "benchmark": r.get("benchmark"),
                 "split": _get(r, "split"),
-                "problems": _get(r, "n_problems"),
-                "samples": _get(r, "n_samples"),
+                "problems": _int(_get(r, "n_problems")),
+                "samples": _int(_get(r, "n_samples")),
                 "pass@1": _num(r.get("pass@1")),
-                "pass@1 95% CI": _ci(_get(r, "pass@1_ci_low"), _get(r, "pass@1_ci_high")),
+                "pass@1 95% CI": _ci(
+                    _get(r, "pass@1_ci_low"), _get(r, "pass@1_ci_high"), _get(r, "n_problems")
+                ),
+                **{level: _rate(r, level) for level in DIFFICULTIES},
                 **{k: _num(passk.get(k)) for k in ks},
                 "tests passed": _num(_get(r, "test_pass_rate")),
-                "BLEU": _num(_get(r, "bleu"), 2),
+                "BLEU": _num(_get(r, "bleu"), 1),
                 "CodeBLEU": _num(_get(r, "codebleu")),
                 "latency p50 s": _num(_get(r, "latency_p50_s"), 2),
                 "latency p95 s": _num(_get(r, "latency_p95_s"), 2),
@@ -337,6 +370,33 @@ def overall_table(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+# the overall table's columns shown until the user picks others (the rest stay one click away)
+DEFAULT_COLUMNS = (
+    "model",
+    "type",
+    "parameters",
+    "approach",
+    "benchmark",
+    "problems",
+    "pass@1",
+    "pass@1 95% CI",
+    *DIFFICULTIES,
+    "CodeBLEU",
+    "manifest",
+    "run",
+)
+# `run` is how a clicked row finds its manifest, so it is always shown
+ALWAYS_SHOWN = ("model", "run")
+
+
+def choose_columns(table: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
+    """The overall table with only the chosen columns (in the table's order), plus ALWAYS_SHOWN."""
+    if columns is None:
+        return table
+    keep = set(columns) | set(ALWAYS_SHOWN)
+    return table[[c for c in table.columns if c in keep]]
+
+
 def difficulty_table(df: pd.DataFrame) -> pd.DataFrame:
     """pass@1 on Easy/Medium/Hard with CIs (empty where a run has no problem of that level)."""
     rows = []
@@ -344,7 +404,9 @@ def difficulty_table(df: pd.DataFrame) -> pd.DataFrame:
         row = {"model": _model_cell(r), "approach": r.get("approach"), "benchmark": r.get("benchmark")}
         for level in DIFFICULTIES:
             row[level] = _num(_get(r, level))
-            row[f"{level} 95% CI"] = _ci(_get(r, f"{level}_ci_low"), _get(r, f"{level}_ci_high"))
+            row[f"{level} 95% CI"] = _ci(
+                _get(r, f"{level}_ci_low"), _get(r, f"{level}_ci_high"), _get(r, f"{level}_n")
+            )
         row["overall"] = _num(r.get("pass@1"))
         rows.append(row)
     return pd.DataFrame(rows, columns=None if rows else ["model", "approach", "benchmark", *DIFFICULTIES])
@@ -359,7 +421,9 @@ def benchmark_table(df: pd.DataFrame) -> pd.DataFrame:
         if "](" not in row.get("model", ""):  # a run that names the model's repo supplies the link
             row["model"] = _model_cell(r)
         row[f"{r['benchmark']} pass@1"] = _num(r.get("pass@1"))
-        row[f"{r['benchmark']} 95% CI"] = _ci(_get(r, "pass@1_ci_low"), _get(r, "pass@1_ci_high"))
+        row[f"{r['benchmark']} 95% CI"] = _ci(
+            _get(r, "pass@1_ci_low"), _get(r, "pass@1_ci_high"), _get(r, "n_problems")
+        )
     cols = ["model", "approach", *[f"{b} {c}" for b in benchmarks for c in ("pass@1", "95% CI")]]
     return pd.DataFrame(list(rows.values()), columns=cols)
 
@@ -393,13 +457,36 @@ def taxonomy_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "approach", "benchmark", "samples", "failed", *categories])
 
 
+_FORMATS = {  # display only: cells keep their numbers, so a column still sorts numerically
+    "parameters": lambda v: f"{v / 1e9:.2f}B" if v >= 1e9 else f"{v / 1e6:.0f}M",
+    "problems": "{:.0f}",
+    "samples": "{:.0f}",
+    "failed": "{:.0f}",
+    "BLEU": "{:.1f}",
+    "latency p50 s": "{:.2f}",
+    "latency p95 s": "{:.2f}",
+    "tokens/solved": "{:.0f}",
+}
+
+
+def styled(table: pd.DataFrame) -> Any:
+    """The table as Gradio shows it: rates with three decimals, counts as integers, "-" where absent."""
+    formats = {c: _FORMATS.get(c, "{:.3f}") for c in table.columns if pd.api.types.is_numeric_dtype(table[c])}
+    return table.style.format(formats, na_rep="-")
+
+
 def _datatypes(table: pd.DataFrame) -> list[str]:
     """Gradio column types: links render as Markdown, numbers sort numerically."""
     types = []
     for col in table.columns:
         if col in ("model", "manifest"):
             types.append("markdown")
-        elif pd.api.types.is_numeric_dtype(table[col]) or col in ("pass@1", "problems", "samples"):
+        elif pd.api.types.is_numeric_dtype(table[col]) or col in (
+            "pass@1",
+            "problems",
+            "samples",
+            "parameters",
+        ):
             types.append("number")
         else:
             types.append("str")
@@ -427,7 +514,7 @@ def plot_difficulty(df: pd.DataFrame) -> Any:
             for suffix in ("", "_ci_low", "_ci_high")
         )
         err = np.nan_to_num(np.vstack([np.clip(vals - lo, 0, None), np.clip(hi - vals, 0, None)]))
-        ax.bar(
+        bars = ax.bar(
             x + (i - (n - 1) / 2) * width,
             np.nan_to_num(vals),  # a level the run has no problems of draws no bar
             width,
@@ -435,6 +522,17 @@ def plot_difficulty(df: pd.DataFrame) -> Any:
             capsize=3,
             ecolor="0.3",
             label=_label(r),
+        )
+        counts = [_int(_get(r, f"{lvl}_n")) for lvl in DIFFICULTIES]
+        # every bar says its value and n, so a 0 reads as "measured 0 of n", not as a missing bar
+        ax.bar_label(
+            bars,
+            [
+                "" if math.isnan(v) else f"{v:.2f}" + ("" if c is None else f"\nn={c}")
+                for v, c in zip(vals, counts, strict=True)
+            ],
+            fontsize=7,
+            padding=2,
         )
     ax.set_xticks(x, DIFFICULTIES)
     ax.set_ylim(0, 1)
@@ -491,11 +589,16 @@ def build_app(df: pd.DataFrame, sources: Sequence[str]) -> Any:
     approaches = sorted(df["approach"].dropna().unique())
     models = sorted(df["model"].dropna().unique())
     benchmarks = sorted(df["benchmark"].dropna().unique())
+    types = sorted({_model_type(r) for _, r in df.iterrows()})
+    all_columns = list(overall_table(df).columns)
+    shown = [c for c in all_columns if c in DEFAULT_COLUMNS]
 
-    def views(a: list[str], m: list[str], b: list[str]) -> tuple[Any, ...]:
-        sub = filter_rows(df, a, m, b)
+    def views(
+        a: list[str], m: list[str], b: list[str], t: list[str], q: str, cols: list[str]
+    ) -> tuple[Any, ...]:
+        sub = filter_rows(df, a, m, b, t, q or "")
         return (
-            overall_table(sub),
+            choose_columns(overall_table(sub), cols),
             difficulty_table(sub),
             plot_difficulty(sub),
             benchmark_table(sub),
@@ -503,26 +606,32 @@ def build_app(df: pd.DataFrame, sources: Sequence[str]) -> Any:
             plot_taxonomy(sub),
         )
 
-    def refresh(a: list[str], m: list[str], b: list[str]) -> tuple[Any, ...]:
+    def refresh(*choices: Any) -> tuple[Any, ...]:
         # columns can change with the filter (pass@k, benchmarks, error categories): send their types along
         return tuple(
-            gr.Dataframe(value=v, datatype=_datatypes(v)) if isinstance(v, pd.DataFrame) else v
-            for v in views(a, m, b)
+            gr.Dataframe(value=styled(v), datatype=_datatypes(v)) if isinstance(v, pd.DataFrame) else v
+            for v in views(*choices)
         )
 
     def frame(table: pd.DataFrame, elem_id: str, label: str) -> Any:
         return gr.Dataframe(
-            table, datatype=_datatypes(table), interactive=False, elem_id=elem_id, label=label
+            styled(table), datatype=_datatypes(table), interactive=False, elem_id=elem_id, label=label
         )
 
-    first = views(approaches, [], benchmarks)
+    first = views(approaches, [], benchmarks, types, "", shown)
     with gr.Blocks(title="LetItCode leaderboard", analytics_enabled=False) as demo:
         gr.Markdown(
             "# LetItCode leaderboard\n"
-            "Execution-based pass@1 of code LLMs on LeetCode-style benchmarks, with 95% bootstrap CIs over "
-            "problems. Sort a table from a column's ⋮ menu; click a row of the overall table to see its manifest. "
-            f"Sources: {', '.join(f'`{s}`' for s in sources)}"
+            "Execution-based pass@1 of code LLMs on LeetCode-style benchmarks. Intervals are 95%: Wilson with "
+            "one sample per problem, BCa bootstrap over problems otherwise; n is the number of problems, and "
+            f"*small n* marks fewer than {SMALL_N}. Sort a table from a column's ⋮ menu; click a row of the "
+            f"overall table to see its manifest. Sources: {', '.join(f'`{s}`' for s in sources)}"
         )
+        with gr.Row():
+            f_search = gr.Textbox(
+                label="Search", placeholder="model, approach or benchmark", elem_id="search", scale=2
+            )
+            f_type = gr.CheckboxGroup(types, value=types, label="Model type", elem_id="filter-type")
         with gr.Row():
             f_approach = gr.CheckboxGroup(
                 approaches, value=approaches, label="Approach", elem_id="filter-approach"
@@ -533,6 +642,8 @@ def build_app(df: pd.DataFrame, sources: Sequence[str]) -> Any:
             f_bench = gr.CheckboxGroup(
                 benchmarks, value=benchmarks, label="Benchmark", elem_id="filter-benchmark"
             )
+        with gr.Accordion("Columns", open=False):
+            f_cols = gr.CheckboxGroup(all_columns, value=shown, label="Overall columns", elem_id="columns")
         with gr.Tabs():
             with gr.Tab("Overall"):
                 t_overall = frame(first[0], "overall", "Overall")
@@ -550,8 +661,9 @@ def build_app(df: pd.DataFrame, sources: Sequence[str]) -> Any:
                 p_tax = gr.Plot(first[5], label="Error taxonomy")
 
         outputs = [t_overall, t_diff, p_diff, t_bench, t_tax, p_tax]
-        for f in (f_approach, f_model, f_bench):
-            f.change(refresh, [f_approach, f_model, f_bench], outputs)
+        inputs = [f_approach, f_model, f_bench, f_type, f_search, f_cols]
+        for f in inputs:
+            f.change(refresh, inputs, outputs)
 
         def pick(evt: gr.SelectData) -> str | None:
             # row_value is the row as displayed (after any sort); its last cell is the run key

@@ -1,1 +1,5 @@
 """LetItCode core library."""
+
+from letitcode import benign as _benign
+
+_benign.install()

@@ -12,7 +12,8 @@ class DataError(UserError, ValueError):
 
     def __init__(self, source: str, row: int | str, field_name: str, reason: str):
         self.source, self.row, self.field, self.reason = source, row, field_name, reason
-        where = f"row {row}" if isinstance(row, int) else f"task {row!r}"
+        # `row` is a 0-based index; shown 1-based, so "row 3" of a JSONL file is its line 3, as editors count
+        where = f"row {row + 1}" if isinstance(row, int) else f"task {row!r}"
         super().__init__(f"{source}: {where}: field {field_name!r}: {reason}")
 
 
@@ -22,7 +23,9 @@ class HubUnavailable(UserError):
     def __init__(self, what: str, repo_id: str, instead: str, cause: BaseException | None = None):
         offline = " (HF_HUB_OFFLINE=1 is set)" if _offline() else ""
         detail = f": {type(cause).__name__}: {str(cause).splitlines()[0][:200]}" if cause else ""
-        super().__init__(f"cannot reach {what} {repo_id!r} on the Hub{offline}{detail}. Pass {instead} instead.")
+        super().__init__(
+            f"cannot reach {what} {repo_id!r} on the Hub{offline}{detail}. Pass {instead} instead."
+        )
 
 
 def _offline() -> bool:

@@ -117,6 +117,37 @@ def truncate_completion(text: str, stops: tuple[str, ...] = COMPLETION_STOPS) ->
     return text[:cut]
 
 
+def complete_program(code_prefix: str, text: str, stops: tuple[str, ...] = COMPLETION_STOPS) -> Extraction:
+    """The program of a completion-style answer: the code the prompt ended with (HumanEval's prompt, a starter
+    up to its signature) + the generation cut at its first stop. A generation cut mid-statement (max tokens)
+    loses its unfinished trailing lines, never the prompt's code."""
+    code = code_prefix + truncate_completion(text, stops)
+    if _error_line(code) is None:
+        return Extraction(code, "prompt+completion")
+    trimmed, ok = _trim_to_parse(code)
+    if ok and trimmed.startswith(code_prefix.rstrip()) and len(trimmed) > len(code_prefix.rstrip()):
+        return Extraction(trimmed, "prompt+completion", truncated=True)
+    return Extraction(code, "prompt+completion")  # the sandbox reports the syntax error honestly
+
+
+def with_starter(code: str, starter_code: str, entry_point: str) -> tuple[str, bool]:
+    """Prepend the starter to an answer that only continues it (a chat answer holding just the method's
+    indented body); anything that already defines the entry point, or is not indented, is left as is."""
+    name = entry_point.split(".")[-1].split("(")[0]
+    first = next((line for line in code.splitlines() if line.strip()), "")
+    if not starter_code.strip() or _defines(code, name) or not _defines(starter_code, name):
+        return code, False
+    if not first.startswith((" ", "\t")):
+        return code, False
+    from letitcode.prompts import open_starter
+
+    opened, _ = open_starter(starter_code)
+    candidate = opened.rstrip() + "\n" + code
+    if _error_line(candidate) is not None:
+        return code, False
+    return candidate, True
+
+
 def fit_entry_point(code: str, entry_point: str) -> tuple[str, bool]:
     """Make a LeetCode answer callable through "Solution().name" when the model wrote `name` as a top-level
     function instead of a method (small models often drop the class). The function is attached to a

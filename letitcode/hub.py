@@ -353,9 +353,9 @@ _CODEBLEU_REQUIREMENTS = ("codebleu", "tree-sitter", "tree-sitter-python")
 
 
 def stage_metric_space(metric_dir: str | Path, out_dir: str | Path) -> Path:
-    """A Space folder for one `evaluate` metric folder: the metric script and card, `app.py` (a Gradio
-    widget), `requirements.txt` pinned to the versions installed here, and a copy of the `letitcode`
-    package when the metric imports it (a Space cannot pip-install this repository)."""
+    """A Space folder for one `evaluate` metric folder: the metric script, its local modules (the sandbox's
+    files, linked into the folder in the repo and copied as real files here) and card, `app.py` (a Gradio
+    widget) and `requirements.txt` pinned to the versions installed here. Nothing needs `letitcode`."""
     from importlib import metadata
 
     from huggingface_hub import SpaceCard
@@ -378,14 +378,6 @@ def stage_metric_space(metric_dir: str | Path, out_dir: str | Path) -> Path:
     source = script.read_text()
     libs = list(_SPACE_REQUIREMENTS) + (list(_CODEBLEU_REQUIREMENTS) if "codebleu" in source else [])
     (out / "requirements.txt").write_text("".join(f"{lib}=={metadata.version(lib)}\n" for lib in libs))
-    if "letitcode" in source:
-        package = Path(__file__).resolve().parent
-        shutil.copytree(
-            package,
-            out / "letitcode",
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-            dirs_exist_ok=True,
-        )
     return out
 
 

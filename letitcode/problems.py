@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from letitcode.errors import DataError
+from letitcode.sandbox.job import ExecJob  # the sandbox owns its job type; re-exported for callers
 
 DIFFICULTIES = ("Easy", "Medium", "Hard")
 
@@ -55,33 +55,6 @@ def description_hash(text: str) -> str:
 
 def slugify(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-
-
-@dataclass(frozen=True)
-class ExecJob:
-    """Everything the sandbox needs to run one candidate against one problem's tests.
-
-    The harness runs `program` and evaluates `entry_point` to get `candidate`. Then, by `mode`:
-    - `calls` (how `letitcode.judge` runs samples): call the candidate on each input of `calls` (per test,
-      the JSON of each call's encoded (args, kwargs)) and send the outputs back as plain data; `verdict`
-      (the trusted judge, in the scorer's process) turns the worker's reply into the result;
-    - `tests` (the legacy in-sample harness): run each statement of `test_list` (counting passes) or
-      `check(candidate)` from `check_code` in the sample's own namespace;
-    - `record`: like `tests`, on a reference solution, recording every call of `target` (judge inputs).
-    """
-
-    program: str
-    entry_point: str
-    test_list: tuple[str, ...] = ()
-    check_code: str = ""
-    timeout_s: float = 10.0
-    task_id: str = ""
-    mode: Literal["tests", "calls", "record"] = "tests"
-    calls: tuple[tuple[str, ...], ...] = ()
-    target: str = ""  # record mode: the name the tests call ("candidate", or MBPP's function)
-    verdict: Callable[[dict[str, Any]], dict[str, Any]] | None = field(
-        default=None, compare=False, repr=False
-    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -36,6 +37,22 @@ RECORD_FIELDS = (
     "extraction",
     "duration_s",
 )
+
+
+_ABS_PATH = re.compile(r"(?<![\w:/.-])(?:~|/)[^\s'\",;]*")
+
+
+def without_local_paths(value: Any) -> Any:
+    """A copy of a manifest (or any JSON value) in which every absolute or home-relative path, alone or
+    inside a string such as a command line, is cut to its last component: manifests travel into result
+    datasets, cards, pushes and the leaderboard, where a home-folder or cache path has no business."""
+    if isinstance(value, dict):
+        return {k: without_local_paths(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_local_paths(v) for v in value]
+    if isinstance(value, str) and ("/" in value or value.startswith("~")):
+        return _ABS_PATH.sub(lambda m: Path(m.group(0).rstrip("/")).name or m.group(0), value)
+    return value
 
 
 def generation_key(

@@ -20,6 +20,7 @@ from typing import Any
 
 from letitcode.errors import UserError
 from letitcode.problems import DIFFICULTIES
+from letitcode.stats import format_ci
 
 LEVELS = (*DIFFICULTIES, "All")
 
@@ -135,11 +136,11 @@ def model_table(runs: Sequence[Run]) -> str:
                 _f(res.get("bleu"), "{:.2f}"),
                 _f(res.get("codebleu")),
                 _f(res.get("test_pass_rate")),
-                f"{_f(res.get('pass@1'))} {_ci((res.get('ci') or {}).get('pass@1'))}",
+                format_ci(res.get("pass@1"), (res.get("ci") or {}).get("pass@1"), res.get("n_problems")),
             ]
         )
     return md_table(
-        ["run", "model", "benchmark", "problems", "BLEU", "CodeBLEU", "tests passed", "pass@1 [95% CI]"],
+        ["run", "model", "benchmark", "problems", "BLEU", "CodeBLEU", "tests passed", "pass@1 [95% CI] (n)"],
         rows,
         "lllrrrrr",
     )
@@ -152,7 +153,7 @@ def difficulty_table(runs: Sequence[Run]) -> str:
         cells: list[Any] = [level]
         for r in runs:
             p, ci, n = _level(r, level)
-            cells.append("-" if p is None else f"{p:.3f} {_ci(ci)} (n={n})")
+            cells.append(format_ci(p, ci, n))
         if any(c != "-" for c in cells[1:]):
             rows.append(cells)
     return md_table(["difficulty", *[r.label for r in runs]], rows)

@@ -42,10 +42,21 @@ SUMMARY_SCHEMA: dict[str, str] = {
     "pass@1": "float64",
     "pass@1_ci_low": "float64",
     "pass@1_ci_high": "float64",
+    "ci_method": "string",
     "pass@k": "string",
-    "Easy": "float64",
-    "Medium": "float64",
-    "Hard": "float64",
+    **{
+        f"{level}{suffix}": kind
+        for level in ("Easy", "Medium", "Hard")
+        for suffix, kind in (
+            ("", "float64"),
+            ("_ci_low", "float64"),
+            ("_ci_high", "float64"),
+            ("_n", "int64"),
+        )
+    },
+    "model_type": "string",
+    "parameters": "int64",
+    "precision": "string",
     "bleu": "float64",
     "codebleu": "float64",
     "test_pass_rate": "float64",
@@ -107,14 +118,50 @@ def _num(x: Any) -> float | None:
     return None if math.isnan(x) else x
 
 
+def _difficulty_columns(by_diff: Mapping[str, Any], ci_diff: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for level in ("Easy", "Medium", "Hard"):
+        block, ci = by_diff.get(level) or {}, ci_diff.get(level) or {}
+        low, high = ci.get("pass@1") or (None, None)
+        n = ci.get("n", block.get("n_problems"))
+        out.update(
+            {
+                level: _num(block.get("pass@1")),
+                f"{level}_ci_low": _num(low),
+                f"{level}_ci_high": _num(high),
+                f"{level}_n": None if n is None else int(n),
+            }
+        )
+    return out
+
+
+def _model_metadata(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """`model_type` (adapter / instruct / base: how it was prompted), `parameters` and `precision`."""
+    model = manifest.get("model") if isinstance(manifest.get("model"), Mapping) else {}
+    backend = manifest.get("backend") if isinstance(manifest.get("backend"), Mapping) else {}
+    style = (manifest.get("prompt") or {}).get("style")
+    if model.get("is_adapter"):
+        kind = "adapter"
+    else:
+        kind = {"chat": "instruct", "completion": "base"}.get(str(style))
+    params = backend.get("n_params")
+    return {
+        "model_type": kind,
+        "parameters": None if params is None else int(params),
+        "precision": backend.get("dtype"),
+    }
+
+
 def summary_row(results: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The one-row summary of a run (SUMMARY_COLUMNS), from its results.json and manifest.json."""
     model, repo = model_identity(manifest)
     bench = manifest.get("benchmark") or {}
     benchmark = str(bench.get("name") or results.get("benchmark") or "unknown")
     approach = approach_of(manifest)
-    ci = (results.get("ci") or {}).get("pass@1") or [None, None]
+    cis = results.get("ci") or {}
+    ci = cis.get("pass@1") or [None, None]
     by_diff = results.get("by_difficulty") or {}
+    ci_diff = cis.get("by_difficulty") or {}
     tax = results.get("error_taxonomy") or {}
     row = {
         "config": config_name(model, benchmark, approach),
@@ -128,8 +175,10 @@ def summary_row(results: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict
         "pass@1": _num(results.get("pass@1")),
         "pass@1_ci_low": _num(ci[0]),
         "pass@1_ci_high": _num(ci[1]),
+        "ci_method": cis.get("method"),
         "pass@k": json.dumps({k: v for k, v in results.items() if k.startswith("pass@")}),
-        **{lvl: _num((by_diff.get(lvl) or {}).get("pass@1")) for lvl in ("Easy", "Medium", "Hard")},
+        **_difficulty_columns(by_diff, ci_diff),
+        **_model_metadata(manifest),
         "bleu": _num(results.get("bleu")),
         "codebleu": _num(results.get("codebleu")),
         "test_pass_rate": _num(results.get("test_pass_rate")),

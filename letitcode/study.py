@@ -9,7 +9,9 @@ A plan (``experiments/plans/<preset>.yaml``) names the model, the benchmarks, th
 2. **train**: one ``sft/train.py`` subprocess per fine-tuning arm (its own resume covers a kill mid-run);
 3. **evaluate**: one subprocess per model (the in-context arms share the base model; each fine-tuned arm has
    its own) runs ``letitcode.pipeline.run_eval`` on every benchmark with the model loaded once, and records
-   each arm's peak memory (GPU when there is one);
+   each arm's peak memory (GPU when there is one, in GiB); every training and evaluation subprocess is pinned
+   to one GPU (``CUDA_VISIBLE_DEVICES``; it sees ``cuda:0``), and with ``serve`` each model is evaluated through
+   one OpenAI-compatible server (vLLM, ``transformers serve`` or a command; ``letitcode/server.py``);
 4. **collect**: every run goes into one result dataset (``OUTPUT_DIR/dataset``, what the leaderboard reads),
    and ``letitcode.study_report`` writes ``report.md`` and its PNGs.
 
@@ -34,6 +36,7 @@ Output layout::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -154,6 +157,16 @@ class StudyPlan:
     seed: int = 0
     backend: str = "local"
     backend_options: dict[str, Any] = field(default_factory=dict)  # extra local-backend options, e.g. {mode: static}
+    # Where each unit runs (letitcode/devices.py): auto = one GPU when there is one. Every training and evaluation
+    # subprocess is pinned to that one GPU (CUDA_VISIBLE_DEVICES), never spread over all of them; only arms with
+    # an accelerate_config (multi-GPU DDP/ZeRO-3/FSDP) see every GPU.
+    device: str = "auto"
+    attn_implementation: str = "auto"
+    quantization: str = "auto"  # auto: QLoRA adapters are evaluated on the 4-bit base they were trained on
+    # evaluate every arm through an OpenAI-compatible server started per model: vllm | transformers | a command
+    # with {model} and {port} (letitcode/server.py); adapters are served by vLLM with --enable-lora
+    serve: str | None = None
+    serve_ready_timeout_s: float = 900.0
     endpoint: str | None = None
     workers: int | None = None
     # torch/OpenMP threads per training or evaluation process (OMP_NUM_THREADS; a value already in the
@@ -435,16 +448,17 @@ def _sft_text(row: Any) -> str:
 
 
 def _chat_style(model: str) -> str:
-    """"chat" when the model's tokenizer has a chat template (the evaluator's and sft/train.py's rule)."""
-    from letitcode import models
+    """The model's prompt style by the evaluator's and sft/train.py's rule (`letitcode.prompts.resolve_style`:
+    the seed table, then whether its tokenizer has a chat template)."""
+    from letitcode import models, prompts
 
-    path = Path(models.resolve(model).path)
-    if (path / "chat_template.jinja").exists():
-        return "chat"
+    resolved = models.resolve(model)
+    path = Path(resolved.path)
     cfg = path / "tokenizer_config.json"
-    if cfg.exists() and json.loads(cfg.read_text()).get("chat_template"):
-        return "chat"
-    return "completion"
+    has_template = (path / "chat_template.jinja").exists() or (
+        cfg.exists() and bool(json.loads(cfg.read_text()).get("chat_template"))
+    )
+    return prompts.resolve_style(None, model=model, resolved=resolved, has_chat_template=has_template).style
 
 
 # ------------------------------------------------------------------------------------------------ prepare
@@ -728,6 +742,11 @@ def eval_config(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, bench: s
         endpoint=plan.endpoint,
         batch_size=plan.batch_size,
         dtype=plan.dtype,
+        device=plan.device,
+        attn_implementation=plan.attn_implementation,
+        quantization=plan.quantization,
+        serve=plan.serve,
+        serve_ready_timeout_s=plan.serve_ready_timeout_s,
         timeout_s=spec.timeout_s,
         workers=plan.workers,
         output_dir=str(run_dir(out, arm.name, bench)),
@@ -767,7 +786,8 @@ def run_dir(out: Path, arm: str, bench: str) -> Path:
 
 def _eval_fp(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, bench: str, out: Path) -> str:
     cfg = dataclasses.asdict(eval_config(plan, prep, arm, bench, out))
-    for k in ("output_dir", "progress", "model"):
+    # the device is where a unit runs (the child sees its pinned GPU as cuda:0), not what it computes
+    for k in ("output_dir", "progress", "model", "device"):
         cfg.pop(k)
     train_fp = _train_fp(plan, prep, arm, out) if arm.train else plan.model
     return fingerprint({"cfg": cfg, "model": train_fp, "backend_options": plan.backend_options})
@@ -788,13 +808,27 @@ class Timings:
         write_json(self.path, self.data)
 
 
-def _run_child(cmd: list[str], log_path: Path, threads: int | None = None) -> tuple[int, float, float]:
+def unit_device(plan: StudyPlan) -> tuple[str, dict[str, str]]:
+    """(the device a unit's process uses, the environment that pins it there). A plan's `cuda:N` (or `auto` on a
+    GPU machine: the first visible GPU) becomes CUDA_VISIBLE_DEVICES=<that GPU> and, inside the unit, `cuda:0`:
+    one unit, one GPU. `--device cuda` without CUDA fails here, before any unit starts."""
+    from letitcode import devices
+
+    device = devices.resolve_device(plan.device, flag="plan device")
+    if not devices.is_cuda(device):
+        return "cpu", {}
+    return "cuda:0", {"CUDA_VISIBLE_DEVICES": devices.physical_gpu(device)}
+
+
+def _run_child(
+    cmd: list[str], log_path: Path, threads: int | None = None, env_extra: Mapping[str, str] | None = None
+) -> tuple[int, float, float]:
     """Run a subprocess (output to our stdout and to `log_path`); returns (status, seconds, peak RSS MB).
 
     `os.wait4` gives the rusage of exactly this child, so every unit's peak memory is its own."""
     t0 = time.perf_counter()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     if threads:
         env.setdefault("OMP_NUM_THREADS", str(threads))
@@ -825,7 +859,9 @@ def run_training(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: Pa
     cmd = train_command(plan, prep, arm, out)
     _log(f"train {arm.name}: {' '.join(cmd[1:])}")
     log = folder.parent / f"{folder.name}.log"
-    rc, seconds, rss = _run_child(cmd, log, plan.cpu_threads)
+    multi_gpu = bool(arm.train and (arm.train.accelerate_config or plan.sft.accelerate_config))
+    _, pin = unit_device(plan)
+    rc, seconds, rss = _run_child(cmd, log, plan.cpu_threads, env_extra=None if multi_gpu else pin)
     timings.add(f"train/{arm.name}", seconds)
     if rc != 0:
         raise UserError(f"training arm {arm.name!r} failed (exit {rc}); log: {log}: {_tail(log)}")
@@ -843,8 +879,8 @@ def run_training(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: Pa
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(Path(folder.name) / "merged", target_is_directory=True)
-    _mark_done(folder, fp, seconds=round(seconds, 2), peak_rss_mb=round(rss, 1))
-    _log(f"train {arm.name}: done in {_fmt_s(seconds)} (peak RSS {rss:.0f} MB)")
+    _mark_done(folder, fp, seconds=round(seconds, 2), peak_rss_gib=round(rss / 1024, 3))
+    _log(f"train {arm.name}: done in {_fmt_s(seconds)} (peak RSS {rss / 1024:.2f} GiB)")
 
 
 def pending_benchmarks(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: Path) -> list[str]:
@@ -868,21 +904,25 @@ def run_arm_evals(plan: StudyPlan, prep: Mapping[str, Any], arms: Sequence[ArmSp
         _log(f"evaluate {label}: every benchmark already done, skipped")
         return
     _log("evaluate " + "; ".join(f"{n}: {', '.join(todo[n])}" for n in names))
-    cmd = [sys.executable, "-m", "letitcode.study", "eval-arms", "--output-dir", str(out)]
+    device, pin = unit_device(plan)
+    cmd = [sys.executable, "-m", "letitcode.study", "eval-arms", "--output-dir", str(out), "--device", device]
     for n in names:
         cmd += ["--arm", n]
     log = out / "runs" / f"{label}.log"
-    rc, seconds, _ = _run_child(cmd, log, plan.cpu_threads)
+    rc, seconds, _ = _run_child(cmd, log, plan.cpu_threads, env_extra=pin)
     timings.add(f"eval/{label}", seconds, runs=sum(len(todo[n]) for n in names))
     if rc != 0:
         raise UserError(f"evaluating {label} failed (exit {rc}); log: {log}: {_tail(log)}")
     _log(f"evaluate {label}: done in {_fmt_s(seconds)}")
 
 
-def eval_arms_child(out: Path, arm_names: Sequence[str]) -> None:
+def eval_arms_child(out: Path, arm_names: Sequence[str], device: str | None = None) -> None:
     """In a subprocess: evaluate arms that share one model on their pending benchmarks, loading the model
-    once; record each arm's peak memory (the peak is reset between arms)."""
+    once (or starting one server for it, with `serve`); record each arm's peak memory (the peak is reset
+    between arms). `device` is the unit's own device (the parent pinned it to one GPU)."""
     plan = StudyPlan.from_dict(json.loads((out / "plan.json").read_text()))
+    if device:
+        plan.device = device
     prep = json.loads((out / "prepare.json").read_text())
     arms = [plan.arm(n) for n in arm_names]
     if len({_eval_model(plan, a, out) for a in arms}) != 1:
@@ -891,29 +931,57 @@ def eval_arms_child(out: Path, arm_names: Sequence[str]) -> None:
     from letitcode.pipeline import run_eval
 
     backend = None
-    for arm in arms:
-        pending = pending_benchmarks(plan, prep, arm, out)
-        if not pending:
-            continue
-        _reset_peak_memory()
-        if backend is None and plan.backend == "local":
-            backend = make_backend("local", _eval_model(plan, arm, out), batch_size=plan.batch_size, dtype=plan.dtype,
-                                   **plan.backend_options)
-        for bench in pending:
-            cfg = eval_config(plan, prep, arm, bench, out)
-            t0 = time.perf_counter()
-            _log(f"{arm.name} / {bench}: {len(cfg.task_ids)} problems, {cfg.strategy}, max_new_tokens {cfg.max_new_tokens}")
-            results = run_eval(cfg, backend=backend)
-            seconds = time.perf_counter() - t0
-            _mark_done(Path(cfg.output_dir), _eval_fp(plan, prep, arm, bench, out), seconds=round(seconds, 2))
-            _log(f"{arm.name} / {bench}: pass@1 {results.get('pass@1', 0):.3f} in {_fmt_s(seconds)}")
-        mem = _peak_memory()
-        path = out / "runs" / arm.name / "memory.json"
-        old = json.loads(path.read_text()) if path.exists() else {}
-        for k in ("peak_rss_mb", "gpu_peak_mb"):  # a resumed arm keeps the larger of its attempts' peaks
-            if old.get(k) is not None and (mem.get(k) is None or old[k] > mem[k]):
-                mem[k] = old[k]
-        write_json(path, mem)
+    served: Any = None  # (context, overrides) of the one server this model gets, with `serve`
+    stack = contextlib.ExitStack()
+    with stack:
+        for arm in arms:
+            pending = pending_benchmarks(plan, prep, arm, out)
+            if pending:
+                backend, served = _eval_arm(plan, prep, arm, pending, out, backend, served, stack, make_backend, run_eval)
+
+
+def _eval_arm(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, pending: Sequence[str], out: Path,
+              backend: Any, served: Any, stack: contextlib.ExitStack, make_backend: Any, run_eval: Any) -> tuple[Any, Any]:
+    _reset_peak_memory()
+    if plan.serve:
+        if served is None:  # one server per model: every arm and benchmark of this unit goes through it
+            from letitcode.server import serve_for_eval
+
+            first = eval_config(plan, prep, arm, pending[0], out)
+            first = dataclasses.replace(first, output_dir=str(out / "runs" / arm.name))
+            served = stack.enter_context(serve_for_eval(first))
+        backend = served[1]
+    elif backend is None and plan.backend == "local":
+        backend = make_backend("local", _eval_model(plan, arm, out), batch_size=plan.batch_size, dtype=plan.dtype,
+                               device=plan.device, attn_implementation=plan.attn_implementation,
+                               quantization=plan.quantization, **plan.backend_options)
+    for bench in pending:
+        cfg = eval_config(plan, prep, arm, bench, out)
+        if served is not None:
+            s_cfg = served[0]
+            cfg = dataclasses.replace(cfg, backend="openai", endpoint=s_cfg.endpoint, model=s_cfg.model, serve=None,
+                                      prompt_style=s_cfg.prompt_style,
+                                      extra_manifest={**cfg.extra_manifest,
+                                                      "server": s_cfg.extra_manifest.get("server"),
+                                                      "served_model": s_cfg.extra_manifest.get("served_model")})
+        t0 = time.perf_counter()
+        _log(f"{arm.name} / {bench}: {len(cfg.task_ids)} problems, {cfg.strategy}, max_new_tokens {cfg.max_new_tokens}")
+        results = run_eval(cfg, backend=backend)
+        seconds = time.perf_counter() - t0
+        _mark_done(Path(cfg.output_dir), _eval_fp(plan, prep, arm, bench, out), seconds=round(seconds, 2))
+        _log(f"{arm.name} / {bench}: pass@1 {results.get('pass@1', 0):.3f} in {_fmt_s(seconds)}")
+    mem = _peak_memory(plan.device)
+    info = backend.describe() if backend is not None and hasattr(backend, "describe") else {}
+    mem["quantization"] = info.get("quantization")
+    if plan.serve:  # the weights live in the server process: this process's peak is not the model's
+        mem.update(served_by=plan.serve, gpu_peak_gib=None)
+    path = out / "runs" / arm.name / "memory.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    for k in ("peak_rss_gib", "gpu_peak_gib"):  # a resumed arm keeps the larger of its attempts' peaks
+        if old.get(k) is not None and (mem.get(k) is None or old[k] > mem[k]):
+            mem[k] = old[k]
+    write_json(path, mem)
+    return backend, served
 
 
 def _reset_peak_memory() -> None:
@@ -928,23 +996,25 @@ def _reset_peak_memory() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def _peak_memory() -> dict[str, Any]:
+def _peak_memory(device: str = "auto") -> dict[str, Any]:
+    """Peak host RSS and, on a GPU, peak memory torch allocated on the unit's device, in GiB (2**30 bytes),
+    with the device's name and total memory (torch.cuda.get_device_properties) to compare against."""
     import resource
 
-    import torch
+    from letitcode import devices
 
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                rss_mb = int(line.split()[1]) / 1024
+                rss_kib = int(line.split()[1])
     except OSError:
         pass
-    mem: dict[str, Any] = {"peak_rss_mb": round(rss_mb, 1)}
-    if torch.cuda.is_available():
-        mem.update(device=f"cuda:{torch.cuda.get_device_name(0)}", gpu_peak_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1))
-    else:
-        mem.update(device="cpu", gpu_peak_mb=None)
+    mem: dict[str, Any] = {"peak_rss_gib": round(rss_kib / 2**20, 3)}
+    dev = devices.resolve_device(device)
+    info = devices.device_info(dev)
+    mem.update(device=info["name"] if devices.is_cuda(dev) else "cpu", device_index=dev,
+               gpu_total_gib=info.get("total_memory_gib"), gpu_peak_gib=devices.peak_gpu_gib(dev))
     return mem
 
 
@@ -974,6 +1044,7 @@ def run_study(plan: StudyPlan, out: str | Path, *, report: bool = True) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "plan.json", plan.to_dict())
+    unit_device(plan)  # a plan device that is not there fails now, not after the preparation
     timings = Timings(out / "timings.json")
     t_start = time.perf_counter()
     t0 = time.perf_counter()
@@ -1048,8 +1119,9 @@ def _child_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m letitcode.study eval-arms")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--arm", action="append", required=True)
+    p.add_argument("--device", default=None, help="this unit's device (the parent pinned CUDA_VISIBLE_DEVICES)")
     a = p.parse_args(argv)
-    eval_arms_child(Path(a.output_dir), a.arm)
+    eval_arms_child(Path(a.output_dir), a.arm, a.device)
     return 0
 
 

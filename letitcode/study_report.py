@@ -32,6 +32,7 @@ from letitcode.report import (
     plot_pass_by_difficulty,
     plot_taxonomy,
 )
+from letitcode.stats import format_ci
 from letitcode.study import SFT_TRAIN, SFT_VALIDATION, StudyPlan, primary_benchmark, run_dir, train_dir
 
 ALPHA = 0.05
@@ -151,7 +152,7 @@ def _ci(pair: Sequence[float] | None) -> str:
 
 
 def p1(run: Run) -> str:
-    return f"{run.results['pass@1']:.3f} {_ci(run.results['ci'].get('pass@1'))}"
+    return format_ci(run.results["pass@1"], run.results["ci"].get("pass@1"), run.results.get("n_problems"))
 
 
 def failures(run: Run) -> set[str]:
@@ -218,6 +219,56 @@ def throughput(study: Study, arm: str) -> dict[str, Any]:
     )
 
 
+def _gib(d: Mapping[str, Any], key: str) -> float | None:
+    """`key`_gib from a memory record, or the older `key`_mb (MiB) converted: GiB everywhere."""
+    if d.get(f"{key}_gib") is not None:
+        return float(d[f"{key}_gib"])
+    if d.get(f"{key}_mb") is not None:
+        return float(d[f"{key}_mb"]) / 1024
+    return None
+
+
+def eval_memory(mem: Mapping[str, Any]) -> tuple[float | None, str]:
+    """(GiB, what it is) of an arm's evaluation: the GPU peak torch allocated when there is one (a QLoRA arm's is
+    its 4-bit base's), else the process's peak RSS."""
+    gpu = _gib(mem, "gpu_peak")
+    if gpu is not None:
+        return gpu, "GPU peak allocated"
+    if mem.get("served_by"):
+        return None, f"held by the {mem['served_by']} server process (not measured)"
+    return _gib(mem, "peak_rss"), "process peak RSS (no GPU)"
+
+
+def _find_gpu_peak(node: Any, key: str = "") -> float | None:
+    """The largest GPU peak (GiB) anywhere under keys naming both "gpu" and "peak" in a training manifest;
+    values under a key with "mb" are MiB, with "bytes" bytes, otherwise GiB; lists are per rank."""
+    k = key.lower()
+    if isinstance(node, Mapping):
+        found = [_find_gpu_peak(v, f"{k}.{kk}") for kk, v in node.items()]
+        found = [f for f in found if f is not None]
+        return max(found) if found else None
+    if isinstance(node, list | tuple):
+        found = [_find_gpu_peak(v, k) for v in node]
+        found = [f for f in found if f is not None]
+        return max(found) if found else None
+    if isinstance(node, bool) or not isinstance(node, int | float) or "gpu" not in k or "peak" not in k:
+        return None
+    if "bytes" in k:
+        return node / 2**30
+    if "mb" in k or "mib" in k:
+        return node / 1024
+    return float(node)
+
+
+def training_memory(manifest: Mapping[str, Any], done: Mapping[str, Any]) -> tuple[float | None, str]:
+    """(GiB, what it is) of a training arm: the GPU peak per rank sft/train.py writes into its manifest (the
+    largest rank's), else the training process's peak RSS (no GPU)."""
+    gpu = _find_gpu_peak({k: v for k, v in manifest.items() if "gpu" in k.lower()})
+    if gpu is not None:
+        return gpu, "GPU peak"
+    return _gib(done, "peak_rss"), "peak RSS"
+
+
 def deployment_rows(study: Study) -> list[dict[str, Any]]:
     price = study.plan.deployment.price_per_hour_usd
     rows = []
@@ -236,8 +287,10 @@ def deployment_rows(study: Study) -> list[dict[str, Any]]:
             "p95": run.results.get("latency_p95_s"),
             "tokens_per_solved": run.results.get("tokens_per_solved"),
             "tokens_per_problem": (run.manifest.get("generation") or {}).get("tokens", 0) / max(1, run.results["n_samples"]),
-            "memory_mb": mem.get("gpu_peak_mb") if mem.get("gpu_peak_mb") is not None else mem.get("peak_rss_mb"),
-            "memory_kind": "GPU peak allocated" if mem.get("gpu_peak_mb") is not None else "process peak RSS (no GPU)",
+            "memory_gib": eval_memory(mem)[0],
+            "memory_kind": eval_memory(mem)[1],
+            "gpu_total_gib": mem.get("gpu_total_gib"),
+            "quantization": mem.get("quantization"),
             "device": mem.get("device"),
             "problems_per_s": tp["problems_per_s"],
             "throughput_from": tp["benchmark"],
@@ -252,10 +305,17 @@ def deployment_rows(study: Study) -> list[dict[str, Any]]:
     return rows
 
 
+def _mem_rank(row: Mapping[str, Any]) -> float:
+    """Memory as a tie-breaker, in 0.5 GiB steps (smaller differences are allocator noise)."""
+    gib = row.get("memory_gib")
+    return math.inf if gib is None else round(gib * 2) / 2
+
+
 def recommend(study: Study, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The explicit rule: keep the arms whose pass@1 on the primary benchmark is not significantly below the
     most accurate arm's (paired test), then take the cheapest per 1k problems; costs within 10% tie and are
-    broken by p95 latency, then by tokens per solved problem."""
+    broken by peak memory (GPU memory where measured: a QLoRA arm counts its 4-bit base), then p95 latency, then
+    tokens per solved problem."""
     best = max(rows, key=lambda r: (r["pass@1"], -r["cost_per_1k"]))
     tied, dropped = [], []
     for r in rows:
@@ -266,7 +326,8 @@ def recommend(study: Study, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         (tied if c["verdict"] != f"{best['arm']} better" else dropped).append((r, c))
     cheapest = min(r["cost_per_1k"] for r, _ in tied)
     near = [(r, c) for r, c in tied if r["cost_per_1k"] <= cheapest * (1 + COST_TIE) + 1e-12]
-    near.sort(key=lambda rc: (rc[0]["p95"], rc[0]["tokens_per_solved"] if rc[0]["tokens_per_solved"] is not None else math.inf))
+    near.sort(key=lambda rc: (_mem_rank(rc[0]), rc[0]["p95"],
+                              rc[0]["tokens_per_solved"] if rc[0]["tokens_per_solved"] is not None else math.inf))
     choice = near[0][0]
     return {"best": best, "tied": tied, "dropped": dropped, "near": near, "choice": choice}
 
@@ -741,7 +802,9 @@ def section_deployment(study: Study) -> tuple[list[str], list[dict[str, Any]], d
            f"{study.plan.batch_size}) on {rows[0]['device']}. Latency is per request (a batched request waits for its "
            f"batch). Cost per 1k problems = 1000 / measured problems per second / 3600 x {d.price_per_hour_usd:g} USD per "
            f"hour ({d.hardware}; {d.price_source or 'price as given in the plan'}). Memory is "
-           f"{rows[0]['memory_kind']} of the evaluation process. "
+           f"{rows[0]['memory_kind']} of the evaluation process"
+           + (f", out of the GPU's {rows[0]['gpu_total_gib']:.1f} GiB (torch.cuda.get_device_properties)"
+              if rows[0].get("gpu_total_gib") else "") + ". "
            + ("Fine-tuned adapters were merged into their base model for evaluation and serving (`sft.merge`), so an "
               "adapter costs the base model's memory and speed." if study.plan.sft.merge else
               "Fine-tuned adapters were served unmerged, on top of their base model."), ""]
@@ -749,18 +812,20 @@ def section_deployment(study: Study) -> tuple[list[str], list[dict[str, Any]], d
     for r in rows:
         table.append([r["arm"], r["kind"], f"{r['pass@1']:.3f} {_ci(r['ci'])}", _f(r["p50"], "{:.2f}"), _f(r["p95"], "{:.2f}"),
                       _f(r["tokens_per_solved"], "{:.0f}") if r["tokens_per_solved"] is not None else "none solved",
-                      f"{r['memory_mb']:.0f}", f"{r['problems_per_s']:.3f}", f"{r['cost_per_1k']:.4f}",
+                      _f(r["memory_gib"], "{:.2f}") + (" (4-bit base)" if str(r.get("quantization") or "").startswith("4bit") else ""),
+                      f"{r['problems_per_s']:.3f}", f"{r['cost_per_1k']:.4f}",
                       _f(r["train_s"], "{:.0f}") if r["train_s"] is not None else "-",
                       f"{r['train_cost']:.4f}" if r["train_cost"] is not None else "-"])
-    mem_header = "GPU memory, peak (MB)" if rows[0]["memory_kind"].startswith("GPU") else "memory, peak RSS (MB; no GPU)"
+    mem_header = "GPU memory, peak (GiB)" if rows[0]["memory_kind"].startswith("GPU") else "memory, peak RSS (GiB; no GPU)"
     out += [md_table(["approach", "kind", "pass@1 [95% CI]", "latency p50 (s)", "latency p95 (s)", "tokens per solved problem",
                       mem_header, "problems / s", "cost per 1k problems (USD)", "training time (s)",
                       "training cost (USD)"], table, "ll" + "r" * 9), "", "![accuracy against cost](deployment.png)", ""]
     best, choice = rec["best"], rec["choice"]
     out += ["**Rule.** (1) Keep every approach whose pass@1 is not significantly below the most accurate one "
             "(paired exact McNemar test, p < 0.05 with the difference CI excluding 0). (2) Among those, pick the lowest "
-            f"cost per 1k problems; costs within {COST_TIE:.0%} of the cheapest tie, and ties go to the lower p95 "
-            "latency, then to fewer tokens per solved problem. One-off training cost is listed but not part of the "
+            f"cost per 1k problems; costs within {COST_TIE:.0%} of the cheapest tie, and ties go to the lower "
+            "peak memory (a QLoRA arm counts its 4-bit base), then the lower p95 latency, then fewer tokens per solved "
+            "problem. One-off training cost is listed but not part of the "
             "per-problem cost.", ""]
     kept = ", ".join(f"`{r['arm']}`" for r, _ in rec["tied"])
     dropped = ", ".join(f"`{r['arm']}` (p={c['p_value']:.3g})" for r, c in rec["dropped"]) or "none"
@@ -792,9 +857,12 @@ def section_additional(study: Study) -> list[str]:
         steps = m.get("global_step") or 0
         rows.append([a, m.get("method"), f"{m['parameters']['trainable']:,}", f"{100 * m['parameters']['trainable_ratio']:.2f}%",
                      _f(m.get("train_seconds") / steps if steps and m.get("train_seconds") else None, "{:.2f}"),
-                     _f(done.get("peak_rss_mb"), "{:.0f}"), _f(ls["final_train"]), _f(ls["final_eval"]),
+                     _f(training_memory(m, done)[0], "{:.2f}"), _f(ls["final_train"]), _f(ls["final_eval"]),
                      *[p1(study.run(a, b)) for b in study.benches]])
-    out += [md_table(["arm", "method", "trainable parameters", "trainable share", "s / step", "peak training RSS (MB)",
+    kinds = {training_memory(study.training[a]["manifest"], study.training[a]["done"])[1] for a in c.full_vs_peft}
+    mem_col = "peak training GPU memory (GiB, largest rank)" if kinds == {"GPU peak"} else (
+        "peak training RSS (GiB; no GPU)" if kinds == {"peak RSS"} else "peak training memory (GiB; GPU where measured, else RSS)")
+    out += [md_table(["arm", "method", "trainable parameters", "trainable share", "s / step", mem_col,
                       "final train loss", "final validation loss", *[f"pass@1 {b}" for b in study.benches]], rows,
                      "ll" + "r" * (6 + len(study.benches))), ""]
     comps = []

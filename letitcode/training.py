@@ -30,7 +30,7 @@ from typing import Any
 
 from trl import ModelConfig
 
-from letitcode import hub, models
+from letitcode import hub, models, prompts
 from letitcode.errors import UserError
 from letitcode.sft_data import DEFAULT_DATASET, SFTData, build_sft_data, load_rows, write_rows
 
@@ -107,8 +107,9 @@ class SFTScriptArguments:
     prompt_style: str = field(
         default="auto",
         metadata={
-            "help": "'chat' (chat template), 'completion' (plain text), or 'auto': chat when the tokenizer has a "
-            "chat template. The evaluator uses the same rule.",
+            "help": "'chat' (chat template), 'completion' (plain text), or 'auto': the seed table "
+            "(letitcode.prompts.SEED_STYLES), else chat when the tokenizer has a chat template. The evaluator "
+            "uses the same rule, and reads the style from the training manifest.",
             "choices": ["auto", "chat", "completion"],
         },
     )
@@ -705,11 +706,8 @@ def drop_overlong_prompts(dataset: Any, tokenizer: Any, max_length: int | None) 
         return dataset, 0
 
     def prompt_len(example: dict[str, Any]) -> dict[str, int]:
-        prompt = example["prompt"]
-        if isinstance(prompt, list):  # conversational: what TRL tokenizes as the prompt
-            prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-            return {"_n": len(tokenizer(prompt, add_special_tokens=False)["input_ids"])}
-        return {"_n": len(tokenizer(prompt)["input_ids"])}
+        # what TRL tokenizes as the prompt (BOS included), as the evaluator does
+        return {"_n": len(prompts.encode_prompt(tokenizer, example["prompt"]))}
 
     n = dataset.map(prompt_len, desc="Measuring prompts")["_n"]
     keep = [i for i, k in enumerate(n) if k < max_length]
@@ -1323,6 +1321,7 @@ def evaluate_after(
     training problems, and the validation problems the split held out. Otherwise only the held-out side can be
     scored, on the (decontaminated) evaluation benchmark.
     """
+    from letitcode.devices import adapter_quantization
     from letitcode.pipeline import EvalConfig, run_eval
 
     eval_dir = output_dir / "eval"
@@ -1333,6 +1332,8 @@ def evaluate_after(
         prompt_style=data.style,
         approach=f"sft-{approach}",
         dtype=dtype,
+        device="auto",  # the GPU this process trained on (one per unit), else the CPU; QLoRA on its 4-bit base
+        quantization="4bit" if adapter_quantization(model_dir) else "none",
     )
     sides: dict[str, dict[str, Any] | None] = {}
     if data.has_tests and data.train and data.validation:
@@ -1425,9 +1426,14 @@ def _load_decontamination(script_args: Any) -> tuple[list[Any] | None, dict[str,
 
 
 def _check_gpu_expectation(expected: float | None, hw: Hardware) -> str | None:
-    if expected is None or not hw.cuda or hw.gpu_memory_gb is None or hw.gpu_memory_gb >= expected:
+    # expected_gpu_memory_gb is in GB as cards are sold (10**9 bytes: an "80 GB" H100 has 79.2 GiB);
+    # hw.gpu_memory_gb is GiB (total_memory / 2**30): compare bytes, not the two numbers
+    if expected is None or not hw.cuda or hw.gpu_memory_gb is None or hw.gpu_memory_gb * 2**30 >= expected * 1e9:
         return None
-    msg = f"this recipe expects about {expected:g} GB of GPU memory per device; this GPU has {hw.gpu_memory_gb:g} GB"
+    msg = (
+        f"this recipe expects about {expected:g} GB ({expected * 1e9 / 2**30:.1f} GiB) of GPU memory per device; "
+        f"this GPU has {hw.gpu_memory_gb:g} GiB"
+    )
     log.warning(msg)
     print(f"warning: {msg}", file=sys.stderr)
     return msg
@@ -1478,9 +1484,13 @@ def train(
             "if you want to keep training it)"
         )
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    style = script_args.prompt_style
-    if style == "auto":
-        style = "chat" if getattr(tokenizer, "chat_template", None) else "completion"
+    # explicit > seed table > chat template (letitcode.prompts.resolve_style, as the evaluator resolves it)
+    style = prompts.resolve_style(
+        script_args.prompt_style,
+        model=model_args.model_name_or_path,
+        resolved=resolved,
+        has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+    ).style
 
     # the data first: an unreachable or malformed dataset fails before anything slower is loaded
     raw = load_rows(
@@ -1503,6 +1513,11 @@ def train(
         max_eval_samples=script_args.max_eval_samples,
     )
     train_ds, eval_ds = data.datasets()
+    if style == "chat" and not prompts.supports_system_turn(tokenizer):  # Gemma: fold as evaluation does
+        train_ds, eval_ds = (
+            d.map(prompts.fit_example, fn_kwargs={"tokenizer": tokenizer}) if d is not None else d
+            for d in (train_ds, eval_ds)
+        )
     if train_ds is None:
         raise UserError("no training rows left after the split; lower --val_fraction")
     train_ds, dropped = drop_overlong_prompts(train_ds, tokenizer, sft_args.max_length)

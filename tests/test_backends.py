@@ -129,7 +129,11 @@ class Scripted:
                             "created": 0,
                             "model": req["model"],
                             "choices": [
-                                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": text},
+                                }
                             ],
                             "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
                         },
@@ -216,6 +220,30 @@ def test_model_name_must_be_served():
             make_backend("openai", "embedded", endpoint=srv.url)
 
 
+@pytest.mark.parametrize("kind", ["openai", "tgi"])
+def test_gemma_endpoint_gets_the_system_turn_folded_and_reports_prompt_tokens(kind):
+    """Gemma's chat template rejects a system turn: the request carries it in the first user turn. The
+    server's usage report gives the record its n_prompt_tokens."""
+    from letitcode import prompts
+
+    system_then_user = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "q"}]
+    with Scripted(model="google/gemma-7b-it") as srv:
+        b = make_backend(kind, "google/gemma-7b-it", endpoint=srv.url, concurrency=1)
+        ((_, gen),) = list(
+            b.generate([GenRequest(system_then_user, "k")], DecodingParams(max_new_tokens=4), progress=False)
+        )
+        sent = srv.bodies[0]["messages"]
+        assert [m["role"] for m in sent] == ["user"] and sent[0]["content"] == "Be terse.\n\nq"
+        assert gen.extra["prompt_tokens"] == 3
+        assert b.prompt_info(system_then_user)["prompt"] == prompts.fold_system(system_then_user)
+    with Scripted(model="meta-llama/Llama-3.1-8B-Instruct") as srv:
+        b = make_backend(kind, "meta-llama/Llama-3.1-8B-Instruct", endpoint=srv.url, concurrency=1)
+        list(
+            b.generate([GenRequest(system_then_user, "k")], DecodingParams(max_new_tokens=4), progress=False)
+        )
+        assert [m["role"] for m in srv.bodies[0]["messages"]] == ["system", "user"]
+
+
 def test_tgi_native_generate_route_for_completion_prompts():
     """Completion prompts take TGI's own route (POST / with inputs/parameters, details for the token count and
     finish reason) and the server's /info names the model; chat prompts still take the chat route."""
@@ -253,7 +281,12 @@ def test_tgi_completion_prompt_on_a_server_without_the_native_route_says_what_to
 
 def _icl(args, env, cwd):
     return subprocess.run(
-        [sys.executable, str(REPO / "icl" / "run.py"), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=900
+        [sys.executable, str(REPO / "icl" / "run.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=900,
     )
 
 
@@ -270,12 +303,38 @@ def test_transformers_serve_through_openai_and_tgi_backends(tmp_path):
         runs = {
             "openai": ["--endpoint", f"{server.url}/v1", "--strategy", "zero_shot"],
             # few-shot exemplars from the embedded HumanEval: works offline, exercises retrieval end to end
-            "tgi": ["--endpoint", server.url, "--strategy", "few_shot", "--exemplar_dataset", "humaneval", "--k_shots", "1"],
+            "tgi": [
+                "--endpoint",
+                server.url,
+                "--strategy",
+                "few_shot",
+                "--exemplar_dataset",
+                "humaneval",
+                "--k_shots",
+                "1",
+            ],
         }
         for kind, extra in runs.items():
             out = tmp_path / kind
-            args = ["--backend", kind, "--model", "embedded", "--benchmark", "leetcode", "--limit", "2",
-                    "--max_new_tokens", "24", "--concurrency", "2", "--output_dir", str(out), "--progress", "false", *extra]
+            args = [
+                "--backend",
+                kind,
+                "--model",
+                "embedded",
+                "--benchmark",
+                "leetcode",
+                "--limit",
+                "2",
+                "--max_new_tokens",
+                "24",
+                "--concurrency",
+                "2",
+                "--output_dir",
+                str(out),
+                "--progress",
+                "false",
+                *extra,
+            ]
             proc = _icl(args, env, tmp_path)
             assert proc.returncode == 0, proc.stderr[-3000:] + server.log_tail()
             samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
@@ -285,7 +344,7 @@ def test_transformers_serve_through_openai_and_tgi_backends(tmp_path):
             assert all(s["status"] and "latency_s" in s and s["n_tokens"] > 0 for s in samples)
             assert manifest["backend"]["backend"] == kind
             assert manifest["backend"]["endpoint"].startswith(server.url)
-            assert manifest["backend"]["model"] == path
+            assert manifest["backend"]["model"] == Path(path).name  # the served folder, without its local path
             assert manifest["generation"]["requests"] == 2 and manifest["generation"]["tokens"] > 0
             if kind == "tgi":
                 assert manifest["prompt"]["strategy"] == "few_shot"

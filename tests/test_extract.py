@@ -65,3 +65,44 @@ def test_fit_entry_point_wraps_top_level_function():
     same, changed = fit_entry_point("class Solution:\n    def twoSum(self): pass\n", "Solution().twoSum")
     assert not changed
     assert fit_entry_point(code, "twoSum") == (code, False)
+
+
+# -- completion-style answers continue the prompt's code (issue 12) ------------------------------------------
+
+STUB = "class Solution:\n    def climbStairs(self, n: int) -> int:"
+
+
+def test_completion_program_is_the_starter_plus_the_generation_cut_at_its_stop():
+    from letitcode.extract import complete_program
+
+    text = "\n        a, b = 1, 1\n        for _ in range(n):\n            a, b = b, a + b\n        return a\n```\n\nIt is Fibonacci."
+    ext = complete_program(STUB, text)
+    assert ext.code.startswith(STUB) and "Fibonacci" not in ext.code and not ext.truncated
+    ns: dict = {}
+    exec(ext.code, ns)
+    assert ns["Solution"]().climbStairs(5) == 8
+
+
+def test_completion_cut_mid_statement_keeps_the_starter_and_what_parses():
+    from letitcode.extract import complete_program
+
+    ext = complete_program(
+        STUB,
+        "\n        if n < 2:\n            return 1\n        return self.climbStairs(n - 1) + self.climbStairs(n -",
+    )
+    assert ext.truncated and ext.code.startswith(STUB) and "(n -\n" not in ext.code and "return 1" in ext.code
+    compile(ext.code, "<t>", "exec")
+    # nothing useful generated: the broken program goes to the sandbox as it is (a syntax error, honestly)
+    assert complete_program(STUB, "\n```").code == STUB
+
+
+def test_a_chat_answer_holding_only_the_body_gets_the_starter():
+    from letitcode.extract import with_starter
+
+    body = "        return 1 if n < 2 else n\n"
+    code, started = with_starter(body, STUB + "\n        ", "Solution().climbStairs")
+    assert started and code.startswith(STUB)
+    compile(code, "<t>", "exec")
+    full = STUB + "\n        return n\n"
+    assert with_starter(full, STUB, "Solution().climbStairs") == (full, False)  # already whole
+    assert with_starter("x = 1\n", STUB, "Solution().climbStairs") == ("x = 1\n", False)  # not a body

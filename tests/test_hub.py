@@ -298,11 +298,11 @@ def test_push_metric_spaces(recorder):
     assert all(c["repo_type"] == "space" and c["space_sdk"] == "gradio" for c in creates)
     uploads = {u["repo_id"]: u["files"] for u in recorder.named("upload_folder")}
     files = uploads["org/pass_at_k"]
-    assert {"README.md", "app.py", "pass_at_k.py", "requirements.txt", "letitcode/sandbox/worker.py"} <= set(
+    assert {"README.md", "app.py", "pass_at_k.py", "requirements.txt", "sandbox.py", "worker.py"} <= set(
         files
     )
     assert b"tags:\n- evaluate\n- metric" in files["README.md"]
-    assert "letitcode/sandbox/worker.py" not in uploads["org/codebleu"]
+    assert "worker.py" not in uploads["org/codebleu"] and not any(f.startswith("letitcode/") for f in files)
 
 
 def _clean_env(tmp_path):

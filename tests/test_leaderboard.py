@@ -92,7 +92,9 @@ def _write_run(
         corpus = refmetrics.corpus_metrics([(r["code"], "def f(x):\n    return x + 1\n") for r in recs])
         results["bleu"], results["codebleu"] = corpus["bleu"], corpus["codebleu"]
     manifest = {
-        "model": {"spec": spec, "hub_id": hub_id},
+        "model": {"spec": spec, "hub_id": hub_id, "is_adapter": approach == "lora"},
+        "backend": {"backend": "local", "dtype": "bfloat16", "n_params": 134_515_008},
+        "prompt": {"strategy": approach, "style": "chat"},
         "benchmark": {"name": bench, "split": "test"},
         "approach": approach,
         "created": "2025-01-01T00:00:00Z",
@@ -146,9 +148,11 @@ def test_loads_a_run_folder(results: dict[str, Path]) -> None:
     manifest = Path(row["manifest_file"])
     assert row["manifest_url"] == f"gradio_api/file={manifest}"
     assert json.loads(manifest.read_text())["approach"] == "zero-shot"
-    # per-difficulty CIs, bootstrapped from the samples, bracket the per-difficulty pass@1
-    for level in ("Easy", "Medium", "Hard"):
+    # per-difficulty intervals come with the summary row and bracket the per-difficulty pass@1
+    for level, n in (("Easy", 3), ("Medium", 3), ("Hard", 2)):
         assert row[f"{level}_ci_low"] <= row[level] <= row[f"{level}_ci_high"]
+        assert row[f"{level}_n"] == n
+    assert (row["model_type"], row["parameters"], row["precision"]) == ("instruct", 134_515_008, "bfloat16")
 
 
 def test_loads_a_dataset_folder_and_several_sources(results: dict[str, Path], board: pd.DataFrame) -> None:
@@ -161,12 +165,18 @@ def test_loads_a_dataset_folder_and_several_sources(results: dict[str, Path], bo
     assert by_approach[("zero-shot", "humaneval")] == pytest.approx(2 / 8)
 
 
-def test_per_difficulty_ci_matches_the_project_bootstrap(board: pd.DataFrame) -> None:
-    from letitcode.stats import pass_at_k_cis
+def test_per_difficulty_ci_is_the_projects_interval(board: pd.DataFrame) -> None:
+    """The leaderboard shows the interval the run was scored with (Wilson here: one sample a problem),
+    never a recomputed percentile bootstrap, which claims [0, 0] or [1, 1] for a small all-or-nothing level."""
+    from letitcode.stats import pass_at_k_cis, wilson_ci
 
     row = board[board["approach"] == "few-shot"].iloc[0]
     expected = pass_at_k_cis(_records(4), [1])["by_difficulty"]["Medium"]["pass@1"]
     assert [row["Medium_ci_low"], row["Medium_ci_high"]] == pytest.approx(expected)
+    zero = board[(board["approach"] == "zero-shot") & (board["benchmark"] == "leetcode")].iloc[0]
+    assert zero["Hard"] == 0 and zero["Hard_ci_high"] == pytest.approx(wilson_ci(0, 2)[1])
+    assert zero["Hard_ci_high"] > 0.5
+    assert "Wilson" in zero["ci_method"]
 
 
 def test_reads_the_same_without_letitcode(results: dict[str, Path], board: pd.DataFrame, monkeypatch) -> None:
@@ -250,6 +260,19 @@ def test_unknown_source_is_a_clear_error(spec: str, expected: str) -> None:
     assert spec in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("spec", ["./runs/x", "runs/demo/dataset", "tests/not-there", "org/name/"])
+def test_a_local_looking_path_is_never_tried_as_a_hub_id(spec: str, monkeypatch) -> None:
+    import huggingface_hub
+
+    def no_download(*args, **kwargs):
+        raise AssertionError(f"{spec!r} was tried as a Hub id")
+
+    monkeypatch.chdir(REPO)  # `tests/` is a folder here
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_download)
+    with pytest.raises(app.UserError, match="not tried as a Hub id"):
+        app.load_leaderboard([spec])
+
+
 def test_folder_without_results_and_file_are_clear_errors(results: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(app.UserError, match="holds no result dataset"):
         app.load_leaderboard([str(tmp_path)])
@@ -287,8 +310,12 @@ def test_overall_table_is_ranked_with_cis_and_links(board: pd.DataFrame) -> None
     assert list(t["pass@1"]) == sorted(t["pass@1"], reverse=True)
     top = t.iloc[0]
     assert top["approach"] == "lora" and top["model"] == f"[{LORA}](https://huggingface.co/{LORA})"
-    lo, hi = (float(x) for x in top["pass@1 95% CI"].split(" – "))
-    assert lo <= top["pass@1"] <= hi
+    lo, hi = (float(x) for x in top["pass@1 95% CI"].split("]")[0].strip("[").split(", "))
+    assert lo <= top["pass@1"] <= hi and top["pass@1 95% CI"].endswith("(n=8, small n)")
+    # Easy/Medium/Hard in the main table, each with its interval and n
+    assert top["Easy"].startswith(f"{board.set_index('approach').at['lora', 'Easy']:.3f} [")
+    assert top["Hard"].endswith("(n=2, small n)")
+    assert (top["type"], top["parameters"], top["precision"]) == ("adapter", 134_515_008, "bfloat16")
     assert top["manifest"].startswith("[manifest](gradio_api/file=") and top["run"] in set(board["key"])
     local = t[t["benchmark"] == "humaneval"].iloc[0]
     assert local["model"] == "smollm2-local"  # no Hub repo: plain text, no link
@@ -306,10 +333,29 @@ def test_filters(board: pd.DataFrame) -> None:
     assert sorted(both["approach"]) == ["few-shot", "zero-shot"]
 
 
+def test_search_type_filter_and_column_choice(board: pd.DataFrame) -> None:
+    assert list(app.filter_rows(board, search="LORA")["approach"]) == ["lora"]
+    assert sorted(app.filter_rows(board, search="smollm2 humaneval")["model"]) == ["smollm2-local"]
+    assert len(app.filter_rows(board, search="no-such-model")) == 0
+    assert list(app.filter_rows(board, types=["adapter"])["approach"]) == ["lora"]
+    assert len(app.filter_rows(board, types=["instruct"])) == 3
+    t = app.overall_table(board)
+    picked = app.choose_columns(t, ["pass@1", "Hard"])
+    assert list(picked.columns) == ["model", "pass@1", "Hard", "run"]  # model and run always stay
+    assert list(app.choose_columns(t, None).columns) == list(t.columns)
+
+
+def test_numbers_are_formatted_uniformly(board: pd.DataFrame) -> None:
+    html = app.styled(app.overall_table(board)).to_html()
+    assert ">0.125<" in html and ">0.750<" in html  # rates: three decimals, never 0.75 beside 0.125
+    assert ">135M<" in html  # parameters, readable
+    assert "nan" not in html.lower()  # an absent metric is "-"
+
+
 def test_difficulty_and_benchmark_tables(board: pd.DataFrame) -> None:
     d = app.difficulty_table(board)
     assert {"Easy", "Easy 95% CI", "Medium", "Hard 95% CI"} <= set(d.columns)
-    assert all(" – " in ci for ci in d["Easy 95% CI"])
+    assert all(ci.startswith("[") and "(n=3, small n)" in ci for ci in d["Easy 95% CI"])
     b = app.benchmark_table(board)
     smol_zero = b[(b["approach"] == "zero-shot") & b["model"].str.contains("SmolLM2")]
     assert len(smol_zero) == 1 and smol_zero.iloc[0]["leetcode pass@1"] == pytest.approx(0.125)
@@ -338,6 +384,10 @@ def test_plots_draw_every_run(board: pd.DataFrame) -> None:
     assert [segment[0][1], segment[1][1]] == pytest.approx(
         [first["Easy_ci_low"], first["Easy_ci_high"]], abs=1e-6
     )
+    # every bar, a zero one too, is labelled with its value and n
+    labels = [t.get_text() for t in ax.texts]
+    zero = board.reset_index(drop=True).index[(board["Hard"] == 0).to_numpy()][0]
+    assert labels[3 * zero + 2] == "0.00\nn=2"
     tax = app.plot_taxonomy(board)
     assert len(tax.axes[0].get_yticklabels()) == len(board)
 
@@ -481,6 +531,15 @@ def test_browser_shows_runs_and_sorts_by_pass_at_1(results: dict[str, Path]) -> 
             assert "lora" not in _column(page, "overall", "approach")
             rows = page.locator("#overall [role=row].virtual-row")
             assert rows.locator(f"a[href='https://huggingface.co/{SMOL}']").count() == 2  # still links
+
+            # the search box narrows the board to matching runs, also through the server
+            page.locator("#search textarea, #search input").first.fill("humaneval")
+            page.locator("#search textarea, #search input").first.press("Enter")
+            expect(page.locator("#overall [role=row].virtual-row")).to_have_count(1, timeout=15_000)
+            assert _column(page, "overall", "model") == ["smollm2-local"]
+            page.locator("#search textarea, #search input").first.fill("")
+            page.locator("#search textarea, #search input").first.press("Enter")
+            expect(page.locator("#overall [role=row].virtual-row")).to_have_count(3, timeout=15_000)
 
             page.get_by_role("tab", name="By difficulty").click()
             expect(page.locator("#by-difficulty [role=row].virtual-row")).to_have_count(3, timeout=15_000)

@@ -1,7 +1,10 @@
 """Reference metrics (BLEU, CodeBLEU), code-quality signals, per-sample finalisation, and the custom
 `evaluate` metrics loaded offline from their folders."""
 
+import json
+import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -276,9 +279,41 @@ def test_metric_folders_have_cards_and_stage_as_spaces(tmp_path):
         assert (stage / f"{name}.py").exists() and (stage / "app.py").exists()
         reqs = (stage / "requirements.txt").read_text()
         assert "evaluate==" in reqs
-        vendored = (stage / "letitcode" / "sandbox" / "worker.py").exists()
-        assert vendored == (name != "codebleu")  # only the sandboxed metrics need the package
+        assert not (stage / "letitcode").exists()  # self-contained: the package is never copied
+        local = {p.name for p in stage.glob("*.py") if not p.is_symlink()}
+        assert ({"sandbox.py", "job.py", "worker.py"} <= local) == (name != "codebleu")
         assert ("tree-sitter-python==0.21.0" in reqs) == (name == "codebleu")
+
+
+# a process where `import letitcode` fails, as for anyone who `evaluate.load`s a metric from the Hub
+_WITHOUT_LETITCODE = """
+import json, sys
+sys.modules["letitcode"] = None
+import evaluate
+m = evaluate.load(sys.argv[1])
+out = m.compute(predictions=[["def add(a, b):\\n    return a + b", "def add(a, b):\\n    return a * b"]],
+                references=["assert add(2, 3) == 5"], k=[1, 2], workers=1)
+print(json.dumps(out))
+"""
+
+
+def test_staged_metric_loads_without_letitcode(tmp_path):
+    from letitcode.hub import stage_metric_space
+
+    stage = stage_metric_space(REPO / "evaluate" / "metrics" / "pass_at_k", tmp_path / "pass_at_k")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_LETITCODE, str(stage)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["pass@1"] == pytest.approx(0.5) and out["pass@2"] == pytest.approx(1.0)
+    assert out["isolation"] in ("bwrap", "unshare", "rlimits")
 
 
 @pytest.mark.slow

@@ -41,7 +41,9 @@ def exemplar(i: int, *, reasoning: bool = True) -> Problem:
         entry_point="Solution().times",
         difficulty="Easy",
         reference=f"class Solution:\n    def times(self, x: int) -> int:\n        return {i} * x\n",
-        extra={"response": f"Multiplying by {i} is a single step.\n```python\nreturn {i} * x\n```\nIt runs in O(1)."}
+        extra={
+            "response": f"Multiplying by {i} is a single step.\n```python\nreturn {i} * x\n```\nIt runs in O(1)."
+        }
         if reasoning
         else {},
     )
@@ -72,17 +74,79 @@ def test_chat_rendering_has_problem_and_exemplars(strategy):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_completion_rendering_leetcode_style_ends_in_an_open_code_block(strategy):
+def test_completion_rendering_leetcode_style_ends_with_the_starter_code(strategy):
+    """A base model continues the class stub inside the open code block: it never guesses the method's name,
+    and the program scored is the prompt's code + the generation."""
     r = prompts.render(LEET, strategy, "completion", _needs(strategy))
-    assert isinstance(r.prompt, str) and r.code_prefix == ""
-    assert r.stops == prompts.BLOCK_STOPS
+    assert isinstance(r.prompt, str) and r.prompt.endswith(r.code_prefix)
+    assert r.code_prefix.startswith("class Solution:\n    def climbStairs(self, n: int) -> int:")
+    assert r.stops == COMPLETION_STOPS
     assert LEET.description in r.prompt
     body = r.prompt.rsplit("```python\n", 1)[1]
-    assert "```" not in body  # the answer goes into the last, still open, block
-    if strategy.startswith("cot"):
-        assert body.startswith("# Let's think step by step")
+    assert "```" not in body and body == r.code_prefix  # the answer goes into the last, still open, block
+    continuation = (
+        " one step or two.\n        return n\n" if strategy.startswith("cot") else "\n        return n\n"
+    )
+    compile(r.code_prefix + continuation, "<program>", "exec")
+    if strategy.startswith("cot"):  # the reasoning goes in comments at the top of the method's body
+        assert r.code_prefix.endswith("\n        # Let's think step by step.\n        #")
     for ex in _needs(strategy):
-        assert ex.reference.strip() in r.prompt
+        assert ex.reference.strip().splitlines()[-1].strip() in r.prompt
+        if strategy == "cot_few_shot":  # exemplars reason where the answer will: inside the method
+            assert "        # Let's think step by step.\n        # Multiplying by" in r.prompt
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_completion_rendering_without_starter_code_opens_an_empty_block(strategy):
+    bare = dataclasses.replace(LEET, starter_code="")
+    r = prompts.render(bare, strategy, "completion", _needs(strategy))
+    assert r.code_prefix == "" and r.stops == prompts.BLOCK_STOPS
+    body = r.prompt.rsplit("```python\n", 1)[1]
+    assert "```" not in body
+    assert body.startswith("# Let's think step by step") if strategy.startswith("cot") else body == ""
+
+
+def test_design_problem_stub_is_shown_whole_and_opened_at_its_first_method():
+    stub = (
+        "class MinStack:\n    def __init__(self):\n        \n\n    def push(self, val: int) -> None:\n        \n\n"
+        "    def getMin(self) -> int:\n        "
+    )
+    design = dataclasses.replace(LEET, entry_point="MinStack", starter_code=stub)
+    r = prompts.render(design, "zero_shot", "completion")
+    assert r.code_prefix == "class MinStack:\n    def __init__(self):"
+    head = r.prompt[: -len(r.code_prefix)]
+    assert "def push(self, val: int) -> None:" in head and "def getMin(self) -> int:" in head
+    body = "\n        self.s = []\n\n    def push(self, val):\n        self.s.append(val)\n"
+    compile(r.code_prefix + body, "<program>", "exec")
+    assert prompts.open_starter("def f(x):\n") == ("def f(x):", True)
+
+
+def test_entry_point_names_are_in_completion_prompts_of_real_benchmarks(shared_data):
+    """gemma-7b got prompts without the signature and had to guess `Solution().shortestDistanceAfterQueries`
+    or MBPP's `remove_Occ`: the names (and MBPP's first assert) are now in every prompt."""
+    from letitcode.sources import load_benchmark
+
+    mbpp = load_benchmark("mbpp", dataset=str(shared_data / "mbpp" / "mbpp.jsonl"))
+    lcd = load_benchmark("leetcodedataset", dataset=str(shared_data / "leetcodedataset"))
+    cases = [
+        (next(p for p in lcd.problems if p.entry_point == "Solution().shortestDistanceAfterQueries"), None),
+        (
+            next(p for p in mbpp.problems if p.entry_point == "remove_Occ"),
+            'assert remove_Occ("hello","l") == "heo"',
+        ),
+    ]
+    for problem, first_assert in cases:
+        for style in ("completion", "chat"):
+            r = prompts.render(problem, "zero_shot", style)
+            text = r.prompt if style == "completion" else r.prompt[-1]["content"]
+            assert f"def {problem.function_name}(" in text, (problem.task_id, style)
+            if first_assert:
+                assert first_assert in text
+        r = prompts.render(problem, "zero_shot", "completion")
+        assert f"def {problem.function_name}(" in r.code_prefix  # inside the open block, where it continues
+    # the ablation template (bench/base_model_prompting.py) really drops the signature
+    ablated = prompts.Template(**{**dataclasses.asdict(prompts.ZERO_SHOT), "completion_starter": False})
+    assert ablated.hash != prompts.ZERO_SHOT.hash
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -103,7 +167,18 @@ def test_completion_rendering_humaneval_style_continues_the_prompt(strategy):
 def test_template_hash_changes_with_any_text():
     t = prompts.get_template("few_shot")
     assert t.hash == prompts.get_template("few_shot").hash  # stable
-    for field in ("user", "system", "example", "completion", "example_completion", "code_cue", "version"):
+    fields = (
+        "user",
+        "system",
+        "example",
+        "completion",
+        "example_completion",
+        "code_cue",
+        "block_cue",
+        "spec",
+        "version",
+    )
+    for field in fields:
         changed = dataclasses.replace(t, **{field: getattr(t, field) + " "})
         assert changed.hash != t.hash, field
 
@@ -119,7 +194,9 @@ def test_every_strategy_has_its_own_hash_and_the_right_exemplar_needs():
 
 def test_rendered_prompt_changes_with_template_text(monkeypatch):
     before = prompts.render(LEET, "cot", "chat")
-    monkeypatch.setitem(prompts.TEMPLATES, "cot", dataclasses.replace(prompts.COT, user=prompts.COT.user + " Be brief."))
+    monkeypatch.setitem(
+        prompts.TEMPLATES, "cot", dataclasses.replace(prompts.COT, user=prompts.COT.user + " Be brief.")
+    )
     after = prompts.render(LEET, "cot", "chat")
     assert after.template_hash != before.template_hash
     assert after.prompt[1]["content"].endswith("Be brief.")
@@ -139,7 +216,9 @@ def test_bad_inputs_are_user_errors():
 def test_exemplar_reasoning_keeps_prose_only_and_is_bounded():
     response = (
         "Certainly! Below is the complete implementation:\n```python\nclass Solution: ...\n```\n"
-        "### Explanation:\n- Use a hash map from value to index.\n- One pass suffices.\n" + "More detail. " * 200
+        "### Explanation:\n- Use a hash map from value to index.\n- One pass suffices.\n"
+        + "More detail. "
+        * 200
     )
     text = prompts.exemplar_reasoning(dataclasses.replace(LEET, extra={"response": response}))
     assert text.startswith("- Use a hash map")
@@ -152,6 +231,32 @@ def test_sft_example_uses_the_zero_shot_prompt():
     ex = prompts.sft_example(LEET, "```python\nclass Solution: pass\n```")
     assert ex["prompt"] == prompts.render(LEET, "zero_shot", "chat").prompt
     assert ex["completion"][0]["role"] == "assistant"
+
+
+def test_sft_completion_style_trains_on_what_follows_the_starter():
+    """Completion-style SFT prompts are the evaluator's (ending with the signature); the completion is the rest
+    of the solution, so prompt + completion is the whole program."""
+    evaluated = prompts.render(LEET, "zero_shot", "completion")
+    same = "class Solution:\n    def climbStairs(self, n: int)->int:\n        return n\n```\n\nFibonacci."
+    ex = prompts.sft_example(LEET, same, "completion")
+    assert ex["prompt"] == evaluated.prompt
+    assert ex["completion"] == "\n        return n\n```\n\nFibonacci."
+    # a helper method first: the solution's own code up to the signature is the starter
+    helper = "class Solution:\n    def _f(self, n):\n        return n\n\n    def climbStairs(self, n):\n        return self._f(n)\n```"
+    ex = prompts.sft_example(LEET, helper, "completion")
+    assert (
+        ex["prompt"].endswith("    def climbStairs(self, n):")
+        and ex["completion"] == "\n        return self._f(n)\n```"
+    )
+    compile(ex["prompt"].rsplit("```python\n", 1)[1] + ex["completion"].split("```")[0], "<p>", "exec")
+    # no such function at all: an open block without starter, and the whole answer as the completion
+    other = "def solve(n):\n    return n\n```"
+    ex = prompts.sft_example(LEET, other, "completion")
+    assert ex["prompt"].endswith("```python\n") and ex["completion"] == other
+
+
+def test_every_template_is_version_2():
+    assert {prompts.get_template(s).version for s in STRATEGIES} == {"2"}
 
 
 # -- chain-of-thought answers: several code blocks, the final solution must win ---------------------------

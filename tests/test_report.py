@@ -28,10 +28,11 @@ def test_tables_have_the_seed_shapes(runs):
     table = report.model_table(loaded)
     header = table.splitlines()[0]
     assert (
-        header == "| run | model | benchmark | problems | BLEU | CodeBLEU | tests passed | pass@1 [95% CI] |"
+        header
+        == "| run | model | benchmark | problems | BLEU | CodeBLEU | tests passed | pass@1 [95% CI] (n) |"
     )
     lora = next(line for line in table.splitlines() if line.startswith("| lora |"))
-    assert "| 0.833 [" in lora
+    assert "| 0.833 [" in lora and "(n=30)" in lora  # n beside every interval, no flag from 30 on
     emb = next(line for line in table.splitlines() if line.startswith("| few_shot |"))
     assert (
         emb.split("|")[5].strip() == "-" and emb.split("|")[6].strip() == "-"
@@ -39,7 +40,7 @@ def test_tables_have_the_seed_shapes(runs):
     diff = report.difficulty_table(loaded).splitlines()
     assert diff[0] == "| difficulty | zero_shot | lora | few_shot |"
     assert [line.split("|")[1].strip() for line in diff[2:]] == ["Easy", "Medium", "Hard", "All"]
-    assert "(n=10)" in diff[2]
+    assert "(n=10, small n)" in diff[2]  # under 30 problems: flagged
 
 
 def test_labels_are_made_unique():

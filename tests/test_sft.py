@@ -92,11 +92,11 @@ def test_bad_row_names_its_index_and_field(tmp_path):
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataError) as e:
         sft_data.build_sft_data(str(f))
-    assert "row 3" in str(e.value) and "'output'" in str(e.value)
+    assert "row 4" in str(e.value) and "'output'" in str(e.value)  # rows[3] is the file's line 4
     rows[3]["output"] = "This problem is solved with a stack, see the editorial."  # prose, no code
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     sft_data.build_sft_data(str(f), completion_format="code+explanation")  # as is: fine
-    with pytest.raises(DataError, match=r"row 3: field 'output': no Python code"):
+    with pytest.raises(DataError, match=r"row 4: field 'output': no Python code"):
         sft_data.build_sft_data(str(f), completion_format="code")
 
 

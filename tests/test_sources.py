@@ -97,7 +97,7 @@ def test_hub_id_shapes():
 
 
 def test_broken_json_line_is_a_data_error():
-    with pytest.raises(DataError, match=r"broken_json\.jsonl.*row 1.*line 2 is not valid JSON"):
+    with pytest.raises(DataError, match=r"broken_json\.jsonl.*row 2.*line 2 is not valid JSON"):
         load_benchmark("leetcodedataset", dataset=str(FIX / "broken_json.jsonl"))
 
 
@@ -122,7 +122,10 @@ def test_leetcodedataset_v020_layout_and_meidum():
     assert two.check_code == "" and two.preamble.startswith("from typing import *")
     assert b.manifest() == {
         "name": "leetcodedataset",
-        "source": str(FIX / "leetcodedataset-v0.2.0-test.jsonl"),
+        # a local copy is named by the Hub dataset it copies and its file, never by its local path
+        "source": "newfacade/LeetCodeDataset",
+        "file": "leetcodedataset-v0.2.0-test.jsonl",
+        "local_copy": True,
         "revision": None,
         "version": b.version,
         "split": "test",
@@ -173,7 +176,7 @@ def test_missing_column_names_source_row_field_and_columns():
     err = e.value
     assert err.row == 1 and err.field == "test"
     msg = str(err)
-    assert "lcd_missing_test.jsonl" in msg and "row 1" in msg and "'test'" in msg
+    assert "lcd_missing_test.jsonl" in msg and "row 2" in msg and "'test'" in msg  # line 2, as editors count
     assert "columns found:" in msg and "completion" in msg and "entry_point" in msg
 
 
@@ -286,7 +289,7 @@ def test_raybernard_parquet_folder(tmp_path):
 
 
 def test_raybernard_errors():
-    with pytest.raises(DataError, match=r"row 0.*'difficulty'.*Trivial"):
+    with pytest.raises(DataError, match=r"row 1.*'difficulty'.*Trivial"):
         load_benchmark("raybernard", dataset=str(FIX / "raybernard_bad_difficulty.jsonl"))
     with pytest.raises(DataError) as e:
         load_benchmark("raybernard", dataset=str(FIX / "raybernard_missing_output.jsonl"))

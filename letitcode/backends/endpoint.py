@@ -9,6 +9,16 @@ Failures:
   (`max_retries`, default 4), then a `UserError` naming the URL;
 - any other HTTP error (400 bad model name, 404 no such route, 401): a `UserError` at once;
 - an endpoint that is down: the constructor probes it and fails within the connect timeout, naming the URL.
+
+Prompts are sent as the evaluator renders them; the server tokenizes. What the servers do was read from their
+code: `transformers serve` tokenizes a `/v1/completions` prompt with the tokenizer's special tokens
+(`tokenizer(prompt)`), as vLLM (`add_special_tokens` defaults to true for completions) and TGI's generate route
+do, so a completion prompt gets the BOS that training (TRL) and the local backend give it; chat prompts get the
+server's chat template, which writes BOS itself (tokenized without special tokens, as locally). So no BOS text is
+prepended here (it would be doubled). The prompt style is never assumed: `letitcode.prompts.resolve_style`
+needs --prompt_style, a training manifest or a seed-table entry for an endpoint model. For models whose chat
+template rejects a system turn (Gemma, `prompts.NO_SYSTEM_TURN_NAMES`) it is folded into the first user turn,
+as the local backend does after trying the template.
 """
 
 from __future__ import annotations
@@ -72,7 +82,6 @@ class EndpointBackend:
     """Base of the endpoint backends. Subclasses implement `_probe_models` and `_request`."""
 
     name = "endpoint"
-    has_chat_template = True  # the server applies its own chat template to message prompts
 
     def __init__(
         self,
@@ -148,6 +157,18 @@ class EndpointBackend:
             "max_retries": self.max_retries,
         }
 
+    def fit(self, prompt: Prompt) -> Prompt:
+        """The prompt as sent: a system turn folded for models whose template rejects one."""
+        from letitcode.prompts import fold_system, rejects_system_turn
+
+        if isinstance(prompt, list) and rejects_system_turn(self.model_name):
+            return fold_system(prompt)
+        return prompt
+
+    def prompt_info(self, prompt: Prompt) -> dict[str, Any]:
+        """The prompt as sent; its token count comes from the server's usage report (None until then)."""
+        return {"prompt": self.fit(prompt), "n_prompt_tokens": None, "prompt_bos": None}
+
     def _down(self, why: Any) -> UserError:
         return UserError(f"endpoint {self.endpoint} is not reachable ({why}); is the server running?")
 
@@ -157,7 +178,7 @@ class EndpointBackend:
         attempt = 0
         while True:
             try:
-                gen = self._request(req.prompt, params, seed)
+                gen = self._request(self.fit(req.prompt), params, seed)
                 gen.latency_s = time.perf_counter() - t0  # what a user waits, retries included
                 gen.extra["attempts"] = attempt + 1
                 return gen
@@ -170,7 +191,9 @@ class EndpointBackend:
             if attempt >= self.max_retries:
                 if failure.status is None:
                     raise self._down(f"{failure}; gave up after {attempt + 1} attempts")
-                raise UserError(f"endpoint {self.endpoint} kept failing after {attempt + 1} attempts: {failure}")
+                raise UserError(
+                    f"endpoint {self.endpoint} kept failing after {attempt + 1} attempts: {failure}"
+                )
             # Exponential backoff with full jitter: concurrent workers do not retry in lockstep.
             time.sleep(random.uniform(0, self.backoff_s * 2**attempt))
             attempt += 1

@@ -23,6 +23,15 @@ Modes:
   (`generate(stop_strings=...)`). Also the fallback for models whose cache is not a plain `DynamicCache`
   (sliding-window or hybrid attention).
 
+Every mode tokenizes a prompt with `LocalBackend.encode` (`letitcode.prompts.encode_prompt`), exactly as TRL's
+SFTTrainer tokenizes it for training: a completion prompt gets the tokenizer's BOS (Gemma's, Llama's), a chat
+prompt the BOS its template writes, never two; batches are padded from those ids, never re-tokenized text.
+
+Batch sizes: `batch_size` sequences are in flight on the CPU. On CUDA the KV cache is budgeted in tokens
+(80% of the free GPU memory after loading, over the model's KV bytes per token; letitcode.devices), the
+paged cache gets that whole budget and steps of up to 8192 tokens, and fewer than `batch_size` sequences run
+together only where the budget cannot hold that many of the longest request (prompt + max_new_tokens).
+
 Stop strings end a sequence in every mode (continuous/paged check the decoded tail after each token).
 Greedy decoding is deterministic. Sampling is seeded from the decoding seed and the first request's cache
 key; under continuous batching the draws depend on which requests share a step, so a sampled run
@@ -53,6 +62,10 @@ Mode = Literal["auto", "continuous", "paged", "static"]
 STOP_TAIL_TOKENS = 24  # a stop string is looked for in the decoded last tokens
 PAGE_SIZE = 64  # KV-cache page (tokens); small pages waste little per sequence on short CPU workloads
 MAX_BATCH_TOKENS = 1024  # tokens per forward step (prefill chunks + decodes): bounds activation memory on CPU
+# On CUDA the KV cache is sized from free GPU memory (letitcode.devices.cuda_token_budget), in transformers'
+# default pages, and a step may hold transformers' default 8192 tokens: the CPU cap above would starve a GPU.
+PAGE_SIZE_CUDA = 256
+MAX_BATCH_TOKENS_CUDA = 8192
 
 
 class LocalBackend:
@@ -63,24 +76,42 @@ class LocalBackend:
         model: str | ResolvedModel,
         *,
         batch_size: int = 8,
-        dtype: str = "float32",
+        dtype: str = "auto",
         device: str | None = None,
+        attn_implementation: str | None = None,
+        quantization: str | None = None,
         loaded: tuple[Any, Any] | None = None,
         mode: Mode = "auto",
+        add_bos: bool = True,
     ):
+        """`batch_size` is the most sequences in flight; on CUDA fewer when the KV-cache token budget (free GPU
+        memory over the model's KV bytes per token) cannot hold that many of the longest request."""
         from letitcode import models
 
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}")
         if mode not in ("auto", "continuous", "paged", "static"):
-            raise UserError(f"unknown local generation mode {mode!r}: choose auto, continuous, paged or static")
+            raise UserError(
+                f"unknown local generation mode {mode!r}: choose auto, continuous, paged or static"
+            )
         self.batch_size = batch_size
-        self.dtype = dtype
+        # False only for the ablation in bench/base_model_prompting.py: prompts lose the BOS that training gives
+        self.add_bos = add_bos
         if loaded is not None:
             self.model, self.tokenizer = loaded
             self.resolved = model if isinstance(model, ResolvedModel) else models.resolve(model)
         else:
-            self.model, self.tokenizer, self.resolved = models.load(model, dtype=dtype, device=device)
+            self.model, self.tokenizer, self.resolved = models.load(
+                model,
+                dtype=dtype,
+                device=device,
+                attn_implementation=attn_implementation,
+                quantization=quantization,
+            )
+        self.load_info: dict[str, Any] = dict(getattr(self.model, "letitcode_load", None) or {})
+        self.dtype = self.load_info.get("dtype") or str(self.model.dtype).replace("torch.", "")
+        self.device = str(self.model.device)
+        self.token_budget: int | None = None  # KV-cache tokens on CUDA, measured at the first generate
         self.tokenizer.padding_side = "left"  # decoder-only batched generation needs left padding
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -101,7 +132,9 @@ class LocalBackend:
     def _pick_mode(self, mode: Mode) -> Literal["continuous", "paged", "static"]:
         paged_ok = hasattr(self.model, "init_continuous_batching")
         if mode == "paged" and not paged_ok:
-            raise UserError(f"model {self.resolved.spec!r} does not support paged continuous batching: use static")
+            raise UserError(
+                f"model {self.resolved.spec!r} does not support paged continuous batching: use static"
+            )
         if mode == "continuous" and not self._plain_cache():
             raise UserError(
                 f"model {self.resolved.spec!r} has a sliding-window or hybrid cache: use mode static or paged"
@@ -117,23 +150,107 @@ class LocalBackend:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def describe(self) -> dict[str, Any]:
+        from letitcode import devices
+
         return {
             "backend": self.name,
             "mode": self.mode,
             "dtype": self.dtype,
             "batch_size": self.batch_size,
-            "device": str(self.model.device),
+            "device": self.device,
+            "device_info": devices.device_info(self.device),
+            "attn_implementation": self.load_info.get("attn_implementation")
+            or getattr(self.model.config, "_attn_implementation", None),
+            "quantization": self.load_info.get("quantization", "none"),
+            "trained_quantization": self.load_info.get("trained_quantization"),
+            "kv_token_budget": self.token_budget,
+            "n_params": sum(p.numel() for p in self.model.parameters()),  # the leaderboard's size column
+            "bos": self.add_bos,
+            "context_window": self.context_window(),
         }
 
-    def to_text(self, prompt: Prompt) -> str:
-        if isinstance(prompt, str):
-            return prompt
-        if not self.has_chat_template:
+    @property
+    def cache_key(self) -> str:
+        """The weights' key; a 4-bit base generates differently from the full-precision one, so it gets its own."""
+        quant = self.load_info.get("quantization", "none")
+        key = self.resolved.cache_key + ("" if quant == "none" else f"|{quant}")
+        return key + ("" if self.add_bos else "|no-bos")
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.model.device.type == "cuda"
+
+    def _kv_budget(self) -> int:
+        """KV-cache tokens that fit on the GPU now (weights already loaded)."""
+        from letitcode import devices
+
+        self.token_budget = devices.cuda_token_budget(self.model.config, self.model.dtype, self.device)
+        return self.token_budget
+
+    def rows_in_flight(self, longest: int) -> int:
+        """Sequences decoded together: `batch_size`, and on CUDA no more than the KV budget holds at `longest`
+        tokens each (prompt + max_new_tokens). The CPU keeps `batch_size` (its memory is the host's)."""
+        if not self.on_cuda:
+            return self.batch_size
+        budget = self._kv_budget()
+        rows = min(self.batch_size, budget // max(1, longest))
+        if rows < 1:
+            raise UserError(
+                f"one request of {longest} tokens (longest prompt + max_new_tokens) needs more KV cache than the "
+                f"{budget} tokens free on {self.device}: lower --max_new_tokens or use a larger GPU"
+            )
+        if rows < self.batch_size:
+            log.warning(
+                "batch %d -> %d: the KV cache on %s holds %d tokens",
+                self.batch_size,
+                rows,
+                self.device,
+                budget,
+            )
+        return rows
+
+    def _check_chat(self, prompt: Prompt) -> None:
+        if not isinstance(prompt, str) and not self.has_chat_template:
             raise UserError(
                 f"model {self.resolved.spec!r} has no chat template, but a chat prompt was requested: "
                 "pass --prompt-style completion"
             )
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def to_text(self, prompt: Prompt) -> str:
+        """The text the model is given (chat template applied, system turn folded where it is rejected)."""
+        from letitcode.prompts import prompt_text
+
+        self._check_chat(prompt)
+        return prompt_text(self.tokenizer, prompt)
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """The prompt's token ids, exactly as TRL tokenizes it for training (`letitcode.prompts.encode_prompt`):
+        BOS once where the tokenizer or template gives one. Every generation mode and length uses this."""
+        from letitcode.prompts import encode_prompt
+
+        self._check_chat(prompt)
+        return encode_prompt(self.tokenizer, prompt, add_bos=self.add_bos)
+
+    def prompt_info(self, prompt: Prompt) -> dict[str, Any]:
+        """What a record says about the prompt sent: its text, token count and whether it starts with BOS."""
+        ids = self.encode(prompt)
+        bos = self.tokenizer.bos_token_id
+        return {
+            "prompt": self.to_text(prompt),
+            "n_prompt_tokens": len(ids),
+            "prompt_bos": bool(ids) and bos is not None and ids[0] == bos,
+        }
+
+    def context_window(self) -> int | None:
+        """The longest sequence (prompt + new tokens) the model takes: its config's position limit, or the
+        tokenizer's `model_max_length` where that is smaller and real (Phi-3-mini-4k: 4096)."""
+        cfg = self.model.config.get_text_config()
+        limits = [
+            getattr(cfg, "max_position_embeddings", None),
+            getattr(self.tokenizer, "model_max_length", None),
+        ]
+        real = [int(x) for x in limits if isinstance(x, int) and 0 < x < 10**7]
+        return min(real) if real else None
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id
@@ -185,9 +302,10 @@ class LocalBackend:
         from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
         model, device = self.model, self.model.device
-        ids = [self.tokenizer(self.to_text(r.prompt), add_special_tokens=False).input_ids for r in requests]
+        ids = [self.encode(r.prompt) for r in requests]
         # Longest prompts first, as in static batching: rows admitted together pad little.
         pending = deque(sorted(range(len(requests)), key=lambda i: -len(ids[i])))
+        max_rows = self.rows_in_flight(max(len(x) for x in ids) + params.max_new_tokens)
         eos = self._eos_ids()
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         rng = torch.Generator(device="cpu").manual_seed(self._seed(params, requests[0].key) % (2**63))
@@ -212,12 +330,16 @@ class LocalBackend:
         bar = tqdm(total=len(requests), desc="generating", unit="sample", disable=not progress)
         try:
             while pending or rows:
-                free = self.batch_size - len(rows)
+                free = max_rows - len(rows)
                 if free > 0 and pending:
                     new = [pending.popleft() for _ in range(min(free, len(pending)))]
                     width = max(len(ids[i]) for i in new)
-                    inp = torch.tensor([[pad_id] * (width - len(ids[i])) + ids[i] for i in new], device=device)
-                    am = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in new], device=device)
+                    inp = torch.tensor(
+                        [[pad_id] * (width - len(ids[i])) + ids[i] for i in new], device=device
+                    )
+                    am = torch.tensor(
+                        [[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in new], device=device
+                    )
                     fresh = DynamicCache(config=model.config.get_text_config())
                     with torch.inference_mode():
                         out = model(
@@ -265,9 +387,18 @@ class LocalBackend:
                 for r in done:
                     text, n_useful, finish = self._finish(outs[r], params, eos)
                     bar.update(1)
-                    yield rows[r], Generation(text=text, n_tokens=n_useful, latency_s=now - started[r], finish_reason=finish)
+                    yield (
+                        rows[r],
+                        Generation(
+                            text=text, n_tokens=n_useful, latency_s=now - started[r], finish_reason=finish
+                        ),
+                    )
                 keep = [r for r in range(len(rows)) if r not in set(done)]
-                rows, outs, started = [rows[r] for r in keep], [outs[r] for r in keep], [started[r] for r in keep]
+                rows, outs, started = (
+                    [rows[r] for r in keep],
+                    [outs[r] for r in keep],
+                    [started[r] for r in keep],
+                )
                 if not keep:
                     cache = mask = pos = nxt = None
                     continue
@@ -287,7 +418,7 @@ class LocalBackend:
         from tqdm.auto import tqdm
         from transformers import ContinuousBatchingConfig, GenerationConfig
 
-        ids = [self.tokenizer(self.to_text(r.prompt), add_special_tokens=False).input_ids for r in requests]
+        ids = [self.encode(r.prompt) for r in requests]
         eos = self._eos_ids()
         gen_cfg = GenerationConfig(
             max_new_tokens=params.max_new_tokens,
@@ -296,28 +427,43 @@ class LocalBackend:
             pad_token_id=self.tokenizer.pad_token_id,
             **({"temperature": params.temperature, "top_p": params.top_p} if not params.greedy else {}),
         )
-        # The KV cache holds `batch_size` sequences of the longest prompt plus all new tokens: the sequences in
-        # flight are bounded by memory we chose, not by a share of the machine's RAM (the CPU default).
         longest = max(len(x) for x in ids) + params.max_new_tokens
-        pages_per_seq = math.ceil(longest / PAGE_SIZE) + 1
+        rows = self.rows_in_flight(longest)
+        page = PAGE_SIZE_CUDA if self.on_cuda else PAGE_SIZE
+        pages_per_seq = math.ceil(longest / page) + 1
+        if self.on_cuda:
+            # The whole KV budget (free GPU memory / KV bytes per token) becomes pages, and a step is not held to
+            # the CPU's 1024 tokens: more requests in flight, fewer re-prefills.
+            assert self.token_budget is not None
+            num_blocks = max(rows * pages_per_seq, self.token_budget // page)
+            max_batch_tokens = max(rows, min(MAX_BATCH_TOKENS_CUDA, self.token_budget))
+        else:
+            # The KV cache holds `batch_size` sequences of the longest prompt plus all new tokens: bounded by
+            # memory we chose, not by a share of the machine's RAM (the CPU default).
+            num_blocks = rows * pages_per_seq
+            max_batch_tokens = max(MAX_BATCH_TOKENS, rows)
         cb_cfg = ContinuousBatchingConfig(
-            page_size=PAGE_SIZE,
-            num_blocks=self.batch_size * pages_per_seq,
-            max_batch_tokens=max(MAX_BATCH_TOKENS, self.batch_size),
-            max_requests_per_batch=self.batch_size,
+            page_size=page,
+            num_blocks=num_blocks,
+            max_batch_tokens=max_batch_tokens,
+            max_requests_per_batch=rows,
             max_blocks_per_request=pages_per_seq,
             allow_block_sharing=False,
             seed=self._seed(params, requests[0].key) % (2**31),
         )
         torch.manual_seed(cb_cfg.seed)
-        manager = self.model.init_continuous_batching(generation_config=gen_cfg, continuous_batching_config=cb_cfg)
+        manager = self.model.init_continuous_batching(
+            generation_config=gen_cfg, continuous_batching_config=cb_cfg
+        )
         stream = bool(params.stop)
         bar = tqdm(total=len(requests), desc="generating", unit="sample", disable=not progress)
         manager.start()
         try:
             t0 = time.perf_counter()
             for i, x in enumerate(ids):
-                manager.add_request(x, request_id=f"r{i}", max_new_tokens=params.max_new_tokens, streaming=stream)
+                manager.add_request(
+                    x, request_id=f"r{i}", max_new_tokens=params.max_new_tokens, streaming=stream
+                )
             remaining = set(range(len(requests)))
             while remaining:
                 res = manager.get_result(timeout=1.0)
@@ -340,7 +486,12 @@ class LocalBackend:
                 remaining.discard(i)
                 text, n_useful, finish = self._finish(toks, params, eos)
                 bar.update(1)
-                yield i, Generation(text=text, n_tokens=n_useful, latency_s=time.perf_counter() - t0, finish_reason=finish)
+                yield (
+                    i,
+                    Generation(
+                        text=text, n_tokens=n_useful, latency_s=time.perf_counter() - t0, finish_reason=finish
+                    ),
+                )
         finally:
             bar.close()
             manager.stop(block=True, timeout=30)
@@ -354,18 +505,27 @@ class LocalBackend:
         import torch
         from tqdm.auto import tqdm
 
-        texts = [self.to_text(r.prompt) for r in requests]
-        lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
-        order = sorted(range(len(requests)), key=lambda i: -lengths[i])
-        eos = self._eos_ids() | ({self.tokenizer.pad_token_id} if self.tokenizer.pad_token_id is not None else set())
+        ids = [self.encode(r.prompt) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: -len(ids[i]))
+        rows = self.rows_in_flight(max(len(x) for x in ids) + params.max_new_tokens)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        eos = self._eos_ids() | (
+            {self.tokenizer.pad_token_id} if self.tokenizer.pad_token_id is not None else set()
+        )
         bar = tqdm(total=len(requests), desc="generating", unit="sample", disable=not progress)
         try:
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for start in range(0, len(order), rows):
+                idx = order[start : start + rows]
                 torch.manual_seed(self._seed(params, requests[idx[0]].key))
-                batch = self.tokenizer(
-                    [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-                ).to(self.model.device)
+                # Left-padded from the ids themselves: re-tokenizing the text would lose (or double) the BOS.
+                width = max(len(ids[i]) for i in idx)
+                batch = {
+                    "input_ids": torch.tensor([[pad_id] * (width - len(ids[i])) + ids[i] for i in idx]),
+                    "attention_mask": torch.tensor(
+                        [[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in idx]
+                    ),
+                }
+                batch = {k: v.to(self.model.device) for k, v in batch.items()}
                 kwargs: dict[str, Any] = dict(
                     max_new_tokens=params.max_new_tokens,
                     do_sample=not params.greedy,
@@ -460,12 +620,16 @@ def _join(cache: Any, mask: Any, fresh: Any, fresh_mask: Any) -> tuple[Any, Any]
     length, fresh_length = mask.shape[1], fresh_mask.shape[1]
     if fresh_length < length:
         _left_pad(fresh, length - fresh_length)
-        fresh_mask = torch.cat([fresh_mask.new_zeros((fresh_mask.shape[0], length - fresh_length)), fresh_mask], dim=1)
+        fresh_mask = torch.cat(
+            [fresh_mask.new_zeros((fresh_mask.shape[0], length - fresh_length)), fresh_mask], dim=1
+        )
     elif fresh_length > length:
         _left_pad(cache, fresh_length - length)
         mask = torch.cat([mask.new_zeros((mask.shape[0], fresh_length - length)), mask], dim=1)
     for layer, extra in zip(cache.layers, fresh.layers, strict=True):
-        layer.assign(torch.cat([layer.keys, extra.keys], dim=0), torch.cat([layer.values, extra.values], dim=0))
+        layer.assign(
+            torch.cat([layer.keys, extra.keys], dim=0), torch.cat([layer.values, extra.values], dim=0)
+        )
     return cache, torch.cat([mask, fresh_mask], dim=0)
 
 

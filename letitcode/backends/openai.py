@@ -67,7 +67,9 @@ class OpenAIBackend(EndpointBackend):
             common["stop"] = list(params.stop)[:4]  # OpenAI accepts at most 4 stop sequences
         try:
             if isinstance(prompt, str):
-                resp = self._client().completions.create(prompt=prompt, max_tokens=params.max_new_tokens, **common)
+                resp = self._client().completions.create(
+                    prompt=prompt, max_tokens=params.max_new_tokens, **common
+                )
                 choice = resp.choices[0]
                 text = choice.text or ""
             else:
@@ -79,11 +81,16 @@ class OpenAIBackend(EndpointBackend):
         except openai.APIConnectionError as e:
             raise EndpointDown(_reason(e)) from None
         except openai.APIStatusError as e:
-            raise Failure(f"HTTP {e.status_code}: {_body(e)}", retry=e.status_code in RETRY_STATUS, status=e.status_code) from None
+            raise Failure(
+                f"HTTP {e.status_code}: {_body(e)}", retry=e.status_code in RETRY_STATUS, status=e.status_code
+            ) from None
         usage = getattr(resp, "usage", None)
         n_tokens = int(usage.completion_tokens) if usage and usage.completion_tokens is not None else 0
         finish = "length" if choice.finish_reason == "length" else "stop"
-        return Generation(text=text, n_tokens=n_tokens, latency_s=0.0, finish_reason=finish)
+        extra = (
+            {"prompt_tokens": int(usage.prompt_tokens)} if usage and usage.prompt_tokens is not None else {}
+        )
+        return Generation(text=text, n_tokens=n_tokens, latency_s=0.0, finish_reason=finish, extra=extra)
 
 
 def _reason(e: Exception) -> str:

@@ -58,7 +58,9 @@ def allow_offline_endpoint(endpoint: str) -> None:
             return hf_request_event_hook(request)  # raises OfflineModeIsEnabled for the Hub
 
         # The same client as huggingface_hub's default factory, with the hook above instead of its own.
-        set_client_factory(lambda: httpx2.Client(event_hooks={"request": [hook]}, follow_redirects=True, timeout=None))
+        set_client_factory(
+            lambda: httpx2.Client(event_hooks={"request": [hook]}, follow_redirects=True, timeout=None)
+        )
         _factory_installed = True
 
 
@@ -82,7 +84,9 @@ class TGIBackend(EndpointBackend):
         client = getattr(self._local, "client", None)
         if client is None:
             # HF_TOKEN only when set: a private Inference Endpoint needs it, a local server ignores it.
-            client = InferenceClient(base_url=self.endpoint, timeout=self.timeout_s, api_key=os.environ.get("HF_TOKEN"))
+            client = InferenceClient(
+                base_url=self.endpoint, timeout=self.timeout_s, api_key=os.environ.get("HF_TOKEN")
+            )
             self._local.client = client
         return client
 
@@ -115,14 +119,18 @@ class TGIBackend(EndpointBackend):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         if self.server_info:
-            d["server"] = {k: self.server_info.get(k) for k in ("model_id", "model_sha", "version", "model_dtype")}
+            d["server"] = {
+                k: self.server_info.get(k) for k in ("model_id", "model_sha", "version", "model_dtype")
+            }
         return d
 
     def _request(self, prompt: Prompt, params: DecodingParams, seed: int) -> Generation:
         from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 
         client = self._client()
-        sampling: dict[str, Any] = {"temperature": params.temperature, "top_p": params.top_p} if not params.greedy else {}
+        sampling: dict[str, Any] = (
+            {"temperature": params.temperature, "top_p": params.top_p} if not params.greedy else {}
+        )
         try:
             if isinstance(prompt, str):
                 out = client.text_generation(
@@ -138,7 +146,9 @@ class TGIBackend(EndpointBackend):
                 details = out.details
                 n_tokens = int(details.generated_tokens) if details else 0
                 finish = "length" if details and str(details.finish_reason).endswith("length") else "stop"
-                return Generation(text=out.generated_text, n_tokens=n_tokens, latency_s=0.0, finish_reason=finish)
+                return Generation(
+                    text=out.generated_text, n_tokens=n_tokens, latency_s=0.0, finish_reason=finish
+                )
             resp = client.chat_completion(
                 prompt,
                 model=self.model_name,
@@ -154,9 +164,11 @@ class TGIBackend(EndpointBackend):
             if isinstance(prompt, str) and status in (404, 405):
                 raise UserError(
                     f"endpoint {self.endpoint} has no TGI generate route (HTTP {status}): it is not a TGI server; "
-                    "use chat prompts (--prompt-style chat) or --backend openai"
+                    "use chat prompts (--prompt_style chat) or --backend openai"
                 ) from None
-            raise Failure(f"HTTP {status}: {str(e).splitlines()[0][:300]}", retry=status in RETRY_STATUS, status=status) from None
+            raise Failure(
+                f"HTTP {status}: {str(e).splitlines()[0][:300]}", retry=status in RETRY_STATUS, status=status
+            ) from None
         except (OSError, ConnectionError) as e:
             raise EndpointDown(f"{type(e).__name__}: {e}"[:300]) from None
         except Exception as e:
@@ -169,4 +181,13 @@ class TGIBackend(EndpointBackend):
         usage = getattr(resp, "usage", None)
         n_tokens = int(usage.completion_tokens) if usage and usage.completion_tokens is not None else 0
         finish = "length" if choice.finish_reason == "length" else "stop"
-        return Generation(text=choice.message.content or "", n_tokens=n_tokens, latency_s=0.0, finish_reason=finish)
+        extra = (
+            {"prompt_tokens": int(usage.prompt_tokens)} if usage and usage.prompt_tokens is not None else {}
+        )
+        return Generation(
+            text=choice.message.content or "",
+            n_tokens=n_tokens,
+            latency_s=0.0,
+            finish_reason=finish,
+            extra=extra,
+        )

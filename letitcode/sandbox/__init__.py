@@ -30,8 +30,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 
-from letitcode.errors import UserError
-from letitcode.problems import ExecJob
+from .job import ExecJob  # relative: these files also run as an `evaluate` metric's local modules
+
+try:
+    from letitcode.errors import UserError
+except ImportError:  # shipped inside a metric folder, where `letitcode` is not installed
+
+    class UserError(Exception):  # type: ignore[no-redef]
+        """Bad input from the user: the message says what is wrong and what to pass instead."""
+
 
 __all__ = ["STATUSES", "ExecJob", "ExecResult", "Sandbox", "run_jobs", "prestart", "ISOLATION_LEVELS"]
 

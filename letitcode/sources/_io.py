@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,9 +41,20 @@ class Benchmark:
     skipped: dict[str, str] = field(default_factory=dict)
 
     def manifest(self) -> dict[str, Any]:
+        """Where the problems came from, without local paths: a local copy of a benchmark's files (its
+        rows parsed in that benchmark's layout) is named by the Hub dataset it is a copy of, plus its file
+        name; the file hash in `version` says which copy it was."""
+        source, local = self.source, {}
+        if not looks_like_hub_id(source) and (os.sep in source or Path(source).expanduser().exists()):
+            from letitcode.sources import HUB_DEFAULTS
+
+            name = Path(source.rstrip("/")).name
+            source = HUB_DEFAULTS.get(self.name, name)
+            local = {"file": name, "local_copy": True}
         return {
             "name": self.name,
-            "source": self.source,
+            "source": source,
+            **local,
             "revision": self.revision,
             "version": self.version,
             "split": self.split,

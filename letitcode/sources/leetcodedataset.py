@@ -129,7 +129,7 @@ def problems_from_rows(raw: list[dict[str, Any]], source: str) -> list[Problem]:
     for i, row in enumerate(raw):
         p = problem_from_row(row, i, rows)
         if p.task_id in seen:
-            raise DataError(source, i, "task_id", f"duplicate of row {seen[p.task_id]} ({p.task_id!r})")
+            raise DataError(source, i, "task_id", f"duplicate of row {seen[p.task_id] + 1} ({p.task_id!r})")
         seen[p.task_id] = i
         problems.append(p)
     return problems

@@ -112,6 +112,8 @@ def problem_from_row(row: dict[str, Any], index: int, rows: Rows) -> Problem:
         slug=slugify(name),
         timeout_s=TIMEOUT_S,
         extra={
+            # shown in the prompt, as MBPP's standard prompt shows the tests (here one: it also names the function)
+            "prompt_tests": [tests[0]],
             "challenge_test_list": list(row.get("challenge_test_list") or []),
             "sanitized": sanitized,
             **({"source_file": row["source_file"]} if row.get("source_file") else {}),

@@ -8,11 +8,18 @@ host interpreter, and no opt-in environment variable is needed.
 from collections import Counter
 
 import datasets
+import numpy as np
 
 import evaluate
-from letitcode.metrics import pass_at_k as _pass_at_k
-from letitcode.problems import ExecJob
-from letitcode.sandbox import Sandbox
+
+# The sandbox ships as local modules (links to letitcode/sandbox/ in the repo, copies in a staged Space),
+# which `evaluate` copies next to this script: the metric loads without `letitcode` installed.
+from .job import ExecJob
+from .sandbox import Sandbox
+
+# imported so that `evaluate` ships worker.py (the sandbox runs jobs in it); no comment may follow an
+# import line here: `evaluate` reads "import x  # ..." as a URL to download
+from .worker import REPORT_CAP
 
 _CITATION = """\
 @misc{chen2021codex,
@@ -56,6 +63,14 @@ Examples:
     >>> out["pass@1"], out["pass@2"]
     (0.5, 1.0)
 """
+
+
+def _pass_at_k(n: int, c: int, k: int) -> float:
+    """Chen et al.'s unbiased estimator 1 - C(n-c, k) / C(n, k), as `letitcode.metrics.pass_at_k`
+    (restated: this file must not import `letitcode`)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)

@@ -9,8 +9,15 @@ from collections import Counter
 import datasets
 
 import evaluate
-from letitcode.problems import ExecJob
-from letitcode.sandbox import Sandbox
+
+# The sandbox ships as local modules (links to letitcode/sandbox/ in the repo, copies in a staged Space),
+# which `evaluate` copies next to this script: the metric loads without `letitcode` installed.
+from .job import ExecJob
+from .sandbox import Sandbox
+
+# imported so that `evaluate` ships worker.py (the sandbox runs jobs in it); no comment may follow an
+# import line here: `evaluate` reads "import x  # ..." as a URL to download
+from .worker import REPORT_CAP
 
 _CITATION = """\
 @software{letitcode,

@@ -1,0 +1,1 @@
+../../../letitcode/sandbox/__init__.py
