@@ -57,7 +57,7 @@ def test_alpaca_layout_is_detected_and_code_format_strips_fences_and_prose():
 def test_code_plus_explanation_keeps_the_target_and_completion_style_closes_the_fence():
     raw = sft_data.load_rows(str(FIXTURE))
     kept = sft_data.build_sft_data("x", raw=raw, completion_format="code+explanation", style="chat")
-    by_task = {r.problem.description.splitlines()[1]: r for r in kept.train + kept.validation}
+    by_task = {r.problem.title: r for r in kept.train + kept.validation}  # parsed from the instruction
     assert by_task["Maximum Subarray"].completion == raw.rows[5]["output"].strip()
     comp = sft_data.build_sft_data("x", raw=raw, completion_format="code+explanation", style="completion")
     r = next(r for r in comp.train + comp.validation if "Kadane" in r.completion)
@@ -231,7 +231,7 @@ def _run(tiny_model: Path, out: Path, *extra: str) -> dict:
         "--max_steps", "2",
         "--max_length", "256",
         "--per_device_train_batch_size", "2",
-        "--per_device_eval_batch_size", "2",
+        "--per_device_eval_batch_size", "2", "--gradient_accumulation_steps", "1",
         "--val_fraction", "0.2",
         "--logging_steps", "1",
         "--eval_steps", "2",
@@ -334,9 +334,9 @@ def test_every_method_trains_two_steps_then_reloads_and_generates(method, tiny_m
 
 
 def test_packing_never_trains_on_rows_without_completion_tokens(tiny_model, tmp_path):
-    # fixture prompts are 126-156 tokens long: at 145 some of them leave no room for the solution
+    # fixture prompts are 98-132 tokens long: at 125 some of them leave no room for the solution
     out = tmp_path / "packed"
-    manifest = _run(tiny_model, out, "--packing", "true", "--max_length", "145", "--per_device_train_batch_size", "1",
+    manifest = _run(tiny_model, out, "--packing", "true", "--max_length", "125", "--per_device_train_batch_size", "1",
                     "--max_steps", "4", "--val_fraction", "0")  # fmt: skip
     counts = manifest["data"]["counts"]
     assert counts["dropped_prompt_over_max_length"]["train"] >= 1 and counts["packed_train_rows"] >= 4

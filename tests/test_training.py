@@ -36,7 +36,8 @@ def _argv(tiny_model: Path, out: Path, *extra: str) -> list[str]:
     return [
         "--model", str(tiny_model), "--recipe", "none", "--dataset", str(FIXTURE), "--decontaminate", "false",
         "--output_dir", str(out), "--max_steps", "2", "--max_length", "256",
-        "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2", "--val_fraction", "0.2",
+        "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2", "--gradient_accumulation_steps", "1",
+        "--val_fraction", "0.2",
         "--logging_steps", "1", "--eval_steps", "2", "--save_steps", "2", "--dataloader_num_workers", "0", *extra,
     ]  # fmt: skip
 
