@@ -66,11 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--ablate_starter_code", action="store_true", help="run only the arm without starter code"
     )
+    ap.add_argument(
+        "--table_only", action="store_true", help="only rebuild OUTPUT_DIR/table.md from the arms already run"
+    )
     args = ap.parse_args(argv)
+    out = Path(args.output_dir)
+    if args.table_only:
+        write_table(out, collect(out), args)
+        print((out / "table.md").read_text())
+        return 0
 
     from letitcode.backends.local import LocalBackend
 
-    out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with_bos = LocalBackend(args.model, batch_size=args.batch_size, dtype=args.dtype)
@@ -106,37 +113,62 @@ def main(argv: list[str] | None = None) -> int:
                 progress=False,
             )
             started = time.perf_counter()
-            res = run_eval(cfg, backend=backends[bos])
-            samples = [json.loads(line) for line in (out / arm / "samples.jsonl").read_text().splitlines()]
-            row = {
-                "benchmark": bench,
-                "bos": bos,
-                "starter_code": starter,
-                "n": res["n_problems"],
-                "passed": sum(1 for s in samples if s["passed"]),
-                "pass@1": res["pass@1"],
-                "prompt_bos": sum(1 for s in samples if s.get("prompt_bos")),
-                "status": res.get("status_counts"),
-                "minutes": round((time.perf_counter() - started) / 60, 1),
-            }
+            run_eval(cfg, backend=backends[bos])
+            row = summarize(out / arm, bench, bos, starter)
+            row["minutes"] = round((time.perf_counter() - started) / 60, 1)
             rows.append(row)
             print(json.dumps(row), flush=True)
-            write_table(out, rows, args)
+            write_table(out, collect(out), args)
     print((out / "table.md").read_text())
     return 0
+
+
+def summarize(folder: Path, bench: str, bos: bool, starter: bool) -> dict:
+    """One arm's row: pass@1, and where pass@1 is all zeros the signals that still separate the arms (programs
+    that run at all, the mean fraction of tests passed, answers cut at max_new_tokens)."""
+    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    results = json.loads((folder / "results.json").read_text())
+    n = len(samples)
+    rates = [s["test_pass_rate"] for s in samples if s.get("test_pass_rate") is not None]
+    return {
+        "benchmark": bench,
+        "bos": bos,
+        "starter_code": starter,
+        "n": n,
+        "passed": sum(1 for s in samples if s["passed"]),
+        "pass@1": results["pass@1"],
+        "runs": sum(1 for s in samples if s["status"] not in ("syntax_error", "no_code")),
+        "tests_passed": sum(rates) / n if n else 0.0,
+        "cut_at_max_tokens": sum(1 for s in samples if s.get("finish_reason") == "length"),
+        "prompt_bos": sum(1 for s in samples if s.get("prompt_bos")),
+        "status": results.get("status_counts"),
+    }
+
+
+def collect(out: Path) -> list[dict]:
+    """The rows of every arm found under `out`, in the table's order."""
+    rows = []
+    for bench in ("humaneval", "leetcode"):
+        for bos, starter in [(True, True), (False, True), (True, False), (False, False)]:
+            folder = out / f"{bench}-{'bos' if bos else 'nobos'}-{'starter' if starter else 'nostarter'}"
+            if (folder / "results.json").exists():
+                rows.append(summarize(folder, bench, bos, starter))
+    return rows
 
 
 def write_table(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
     lines = [
         f"{args.model}, greedy, completion prompts, max_new_tokens {args.max_new_tokens}, {args.dtype}",
         "",
-        "| benchmark | BOS | starter code | problems | passed | pass@1 |",
-        "|---|---|---|---|---|---|",
+        "| benchmark | BOS | starter code | problems | pass@1 | programs that run | tests passed (mean) "
+        "| cut at max tokens |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['benchmark']} | {'yes' if r['bos'] else 'no'} | {'yes' if r['starter_code'] else 'no'} | "
-            f"{r['n']} | {r['passed']} | {r['pass@1']:.3f} |"
+            f"{r['n']} | {r['pass@1']:.3f} ({r['passed']}) | {r['runs']} | {r['tests_passed']:.3f} | "
+            f"{r['cut_at_max_tokens']} |"
         )
     (out / "table.md").write_text("\n".join(lines) + "\n")
     (out / "table.json").write_text(json.dumps(rows, indent=2))

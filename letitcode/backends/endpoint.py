@@ -72,10 +72,15 @@ def request_seed(params: DecodingParams, key: str) -> int:
     return int(hashlib.sha256(f"{params.seed}:{key}".encode()).hexdigest()[:8], 16) % (2**31)
 
 
-def is_embedded_name(name: str) -> bool:
-    from letitcode.models import EMBEDDED_HUB_ID
+# What a server lists for each embedded model: its Hub id, or the converted folder (named after it).
+EMBEDDED_SERVED = {"embedded": "SmolLM2-135M-Instruct", "embedded-base": "gemma-3-270m"}
 
-    return name == EMBEDDED_HUB_ID or Path(name.rstrip("/")).name.startswith("SmolLM2-135M-Instruct")
+
+def is_embedded_name(name: str, which: str = "embedded") -> bool:
+    from letitcode.models import EMBEDDED_MODELS
+
+    hub_id = EMBEDDED_MODELS[which][1]
+    return name == hub_id or Path(name.rstrip("/")).name.startswith(EMBEDDED_SERVED[which])
 
 
 class EndpointBackend:
@@ -127,14 +132,14 @@ class EndpointBackend:
     def _pick_model(self, model: str, served: list[str]) -> str:
         """The model name to send. `auto` takes the one model the server lists; `embedded` must be served
         (a `transformers serve` pinned to the converted folder lists that folder)."""
-        if model in AUTO_MODELS or model == "embedded":
-            if model == "embedded":
-                matches = [m for m in served if is_embedded_name(m)]
+        if model in AUTO_MODELS or model in EMBEDDED_SERVED:
+            if model in EMBEDDED_SERVED:
+                matches = [m for m in served if is_embedded_name(m, model)]
                 if len(matches) == 1:
                     return matches[0]
                 if served:
                     raise UserError(
-                        f"--model embedded: the endpoint {self.endpoint} serves {served[:5]}, not the embedded "
+                        f"--model {model}: the endpoint {self.endpoint} serves {served[:5]}, not the embedded "
                         "model; pass --model with one of those names"
                     )
             if len(served) == 1:
