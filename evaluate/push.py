@@ -1,11 +1,6 @@
 """Publish finished runs: as configs of a Hub result dataset, and/or as scores in a model card.
 
-    HF_TOKEN=... python evaluate/push.py --runs runs/zero_shot runs/lora --push-results ORG/letitcode-results
-    HF_TOKEN=... python evaluate/push.py --runs runs/lora --push-to-card ORG/my-lora-adapter
-
-The same as `evaluate/run.py ... --push-results / --push-to-card`, for runs that already finished (or
-were scored with evaluate/score.py). `--merge-into DIR` merges the runs into a local leaderboard dataset
-folder instead (no Hub, no token).
+The entry point is `letitcode.commands.push` (also `letitcode push`); its docstring and `--help` say how.
 """
 
 from __future__ import annotations

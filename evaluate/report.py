@@ -1,10 +1,6 @@
 """Render finished runs as a Markdown report with PNG plots.
 
-    python evaluate/report.py --runs runs/zero_shot runs/few_shot runs/lora --output-dir reports/study
-
-Writes report.md (scores with BLEU/CodeBLEU/tests passed/pass@1 and 95% CIs, pass@1 by difficulty per
-run, paired comparisons, error taxonomy with one example per category, code quality, latency and cost),
-pass_by_difficulty.png and error_taxonomy.png.
+The entry point is `letitcode.commands.report` (also `letitcode report`); its docstring and `--help` say how.
 """
 
 from __future__ import annotations

