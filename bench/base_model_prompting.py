@@ -123,6 +123,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def body_written(code: str | None, name: str) -> bool:
+    """Whether the code defines the entry point with a body of its own: a statement that is not a docstring,
+    `pass` or `...` (a continuation of blank lines or a repeated docstring leaves the stub empty)."""
+    import ast
+
+    try:
+        tree = ast.parse(code or "")
+    except (SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            real = [
+                st
+                for st in node.body
+                if not isinstance(st, ast.Pass)
+                and not (isinstance(st, ast.Expr) and isinstance(getattr(st, "value", None), ast.Constant))
+            ]
+            if real:
+                return True
+    return False
+
+
+_NAMES: dict[str, dict[str, str]] = {}
+
+
+def entry_names(bench: str) -> dict[str, str]:
+    from letitcode.sources import load_benchmark
+
+    if bench not in _NAMES:
+        _NAMES[bench] = {p.task_id: p.function_name for p in load_benchmark(bench).problems}
+    return _NAMES[bench]
+
+
 def summarize(folder: Path, bench: str, bos: bool, starter: bool) -> dict:
     """One arm's row: pass@1, and where pass@1 is all zeros the signals that still separate the arms (programs
     that run at all, the mean fraction of tests passed, answers cut at max_new_tokens)."""
@@ -138,6 +171,9 @@ def summarize(folder: Path, bench: str, bos: bool, starter: bool) -> dict:
         "passed": sum(1 for s in samples if s["passed"]),
         "pass@1": results["pass@1"],
         "runs": sum(1 for s in samples if s["status"] not in ("syntax_error", "no_code")),
+        "body_written": sum(
+            1 for s in samples if body_written(s.get("code"), entry_names(bench)[s["task_id"]])
+        ),
         "tests_passed": sum(rates) / n if n else 0.0,
         "cut_at_max_tokens": sum(1 for s in samples if s.get("finish_reason") == "length"),
         "prompt_bos": sum(1 for s in samples if s.get("prompt_bos")),
@@ -160,14 +196,14 @@ def write_table(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
     lines = [
         f"{args.model}, greedy, completion prompts, max_new_tokens {args.max_new_tokens}, {args.dtype}",
         "",
-        "| benchmark | BOS | starter code | problems | pass@1 | programs that run | tests passed (mean) "
-        "| cut at max tokens |",
-        "|---|---|---|---|---|---|---|---|",
+        "| benchmark | BOS | starter code | problems | pass@1 (solved) | entry point with a body | programs that run "
+        "| tests passed (mean) | cut at max tokens |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['benchmark']} | {'yes' if r['bos'] else 'no'} | {'yes' if r['starter_code'] else 'no'} | "
-            f"{r['n']} | {r['pass@1']:.3f} ({r['passed']}) | {r['runs']} | {r['tests_passed']:.3f} | "
+            f"{r['n']} | {r['pass@1']:.3f} ({r['passed']}) | {r['body_written']} | {r['runs']} | {r['tests_passed']:.3f} | "
             f"{r['cut_at_max_tokens']} |"
         )
     (out / "table.md").write_text("\n".join(lines) + "\n")

@@ -1330,6 +1330,7 @@ def evaluate_after(
         limit=script_args.eval_limit,
         max_new_tokens=script_args.eval_max_new_tokens,
         prompt_style=data.style,
+        skip_overlong=True,  # a prompt past the model's context is skipped and listed, not the end of the run
         approach=f"sft-{approach}",
         dtype=dtype,
         device="auto",  # the GPU this process trained on (one per unit), else the CPU; QLoRA on its 4-bit base

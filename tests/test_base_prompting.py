@@ -410,3 +410,20 @@ def test_embedded_base_resolves_to_the_gemma_gguf_conversion(gemma_tok):
     assert gemma_tok("def f():").input_ids[0] == gemma_tok.bos_token_id and not gemma_tok.chat_template
     assert models.EMBEDDED_MODELS["embedded-base"][1] == "google/gemma-3-270m"
     assert prompts.seed_style(models.EMBEDDED_BASE_HUB_ID) == "completion"
+
+
+@pytest.mark.slow
+def test_embedded_base_loads_as_gemma3_and_adapters_on_it_resolve_offline(tmp_path):
+    """The real model (converted once from the GGUF, then cached): Gemma3ForCausalLM, 268M parameters. An
+    adapter trained on it names google/gemma-3-270m as its base; offline that resolves to the conversion."""
+    r = models.resolve("embedded-base")
+    assert r.hub_id == "google/gemma-3-270m" and len(r.fingerprint) == 16
+    model, tok, _ = models.load(r)
+    assert type(model).__name__ == "Gemma3ForCausalLM"
+    assert 260e6 < sum(p.numel() for p in model.parameters()) < 275e6
+    assert tok("x").input_ids[0] == tok.bos_token_id
+    (tmp_path / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": "google/gemma-3-270m"})
+    )
+    adapter = models.resolve(str(tmp_path))
+    assert adapter.is_adapter and adapter.base.path == r.path
