@@ -64,7 +64,9 @@ def test_code_plus_explanation_keeps_the_target_and_completion_style_closes_the_
     code, _, explanation = r.completion.partition("\n```\n")
     assert code.startswith("def maxSubArray(nums):") and "Kadane" in explanation
     ex = r.example()
-    assert isinstance(ex["prompt"], str) and ex["prompt"].endswith("```python\n")
+    # completion style ends inside the open code block with the starter code; the completion continues it
+    assert isinstance(ex["prompt"], str) and ex["prompt"].endswith("```python\ndef maxSubArray(nums):")
+    assert not ex["completion"].startswith("def maxSubArray") and "Kadane" in ex["completion"]
     code_only = sft_data.build_sft_data("x", raw=raw, completion_format="code", style="completion")
     assert all(x.completion.endswith("\n```") and "Kadane" not in x.completion for x in code_only.train)
 
