@@ -67,6 +67,7 @@ def test_code_plus_explanation_keeps_the_target_and_completion_style_closes_the_
     # the evaluator's completion prompt ends with the signature; the example trains on what follows it
     assert isinstance(ex["prompt"], str) and ex["prompt"].endswith("```python\ndef maxSubArray(nums):")
     assert (ex["prompt"].rsplit("```python\n", 1)[1] + ex["completion"]).startswith(code)
+    assert not ex["completion"].startswith("def maxSubArray") and "Kadane" in ex["completion"]
     code_only = sft_data.build_sft_data("x", raw=raw, completion_format="code", style="completion")
     assert all(x.completion.endswith("\n```") and "Kadane" not in x.completion for x in code_only.train)
 
