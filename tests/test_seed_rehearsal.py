@@ -94,9 +94,21 @@ def _cheap_tokenizer_fingerprints():
     def save(pickler: Any, obj: Any) -> None:
         pickler.save(f"{type(obj).__name__}:{obj.name_or_path}:{len(obj)}")
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_dill, "_save_transformersPreTrainedTokenizerBase", save)
-        yield
+    # datasets registers the reducer per tokenizer class on first sight, in a class-level dispatch table: drop
+    # the registrations made before this module (so ours is used) and restore the table exactly afterwards (so
+    # no other test module ever fingerprints a tokenizer the cheap way).
+    dispatch = _dill.Pickler.dispatch
+    saved = dict(dispatch)
+    for cls, fn in saved.items():
+        if fn is _dill._save_transformersPreTrainedTokenizerBase:
+            del dispatch[cls]
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_dill, "_save_transformersPreTrainedTokenizerBase", save)
+            yield
+    finally:
+        dispatch.clear()
+        dispatch.update(saved)
 
 
 @pytest.fixture(scope="module")
