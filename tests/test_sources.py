@@ -267,7 +267,9 @@ def test_raybernard_alpaca_rows():
     assert b.split == "train"
     stairs, parens = b.problems
     assert stairs.title == "Climbing Stairs" and stairs.task_id == stairs.slug == "climbing-stairs"
-    assert stairs.description.startswith("Please explain") and stairs.reference.startswith("```python")
+    # the boilerplate request line is dropped: the description is the problem itself
+    assert stairs.description.startswith("You are climbing") and "Please explain" not in stairs.description
+    assert stairs.reference.startswith("```python")
     assert stairs.test_list == () and stairs.check_code == "" and stairs.difficulty is None
     assert stairs.entry_point == "climbStairs"
     assert parens.difficulty == "Medium" and parens.entry_point == "Solution().isValid"
