@@ -130,6 +130,39 @@ def complete_program(code_prefix: str, text: str, stops: tuple[str, ...] = COMPL
     return Extraction(code, "prompt+completion")  # the sandbox reports the syntax error honestly
 
 
+# Starter-code structure, here beside extraction (not in prompts): both prompts and extraction use it.
+_HEADER = re.compile(r"^([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+\w+.*:[ \t]*(?:#.*)?$")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def open_starter(starter_code: str) -> tuple[str, bool]:
+    """(the starter code up to the first signature with an empty body, whether that is the whole stub).
+
+    A LeetCode stub ends with its method's signature; a design problem's stub has several empty methods, and
+    only the first can be continued (the rest would not parse), so the prompt opens there."""
+    lines = starter_code.rstrip().splitlines()
+    for i, line in enumerate(lines):
+        m = _HEADER.match(line)
+        if not m or not re.match(r"\s*(?:async\s+)?def\s", line):
+            continue
+        nxt = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
+        if nxt is None or _indent(lines[nxt]) <= _indent(line):  # an empty body
+            return "\n".join(lines[: i + 1]), nxt is None
+    return "\n".join(lines), True
+
+
+def body_indent(code: str) -> str:
+    """The indentation of the body the code's last `def`/`class` header opens (4 spaces below it)."""
+    for line in reversed(code.splitlines()):
+        m = _HEADER.match(line)
+        if m:
+            return m.group(1) + "    "
+    return "    "
+
+
 def with_starter(code: str, starter_code: str, entry_point: str) -> tuple[str, bool]:
     """Prepend the starter to an answer that only continues it (a chat answer holding just the method's
     indented body); anything that already defines the entry point, or is not indented, is left as is."""
@@ -139,8 +172,6 @@ def with_starter(code: str, starter_code: str, entry_point: str) -> tuple[str, b
         return code, False
     if not first.startswith((" ", "\t")):
         return code, False
-    from letitcode.prompts import open_starter
-
     opened, _ = open_starter(starter_code)
     candidate = opened.rstrip() + "\n" + code
     if _error_line(candidate) is not None:

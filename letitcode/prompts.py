@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 from letitcode.backends.base import Prompt
 from letitcode.errors import UserError
-from letitcode.extract import COMPLETION_STOPS
+from letitcode.extract import COMPLETION_STOPS, body_indent, open_starter
 from letitcode.problems import Problem
 
 Style = Literal["chat", "completion"]
@@ -242,38 +242,6 @@ def _fields(problem: Problem, template: Template, examples: str = "") -> dict[st
         "starter_code": starter(problem),
         "examples": examples,
     }
-
-
-_HEADER = re.compile(r"^([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+\w+.*:[ \t]*(?:#.*)?$")
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def open_starter(starter_code: str) -> tuple[str, bool]:
-    """(the starter code up to the first signature with an empty body, whether that is the whole stub).
-
-    A LeetCode stub ends with its method's signature; a design problem's stub has several empty methods, and
-    only the first can be continued (the rest would not parse), so the prompt opens there."""
-    lines = starter_code.rstrip().splitlines()
-    for i, line in enumerate(lines):
-        m = _HEADER.match(line)
-        if not m or not re.match(r"\s*(?:async\s+)?def\s", line):
-            continue
-        nxt = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
-        if nxt is None or _indent(lines[nxt]) <= _indent(line):  # an empty body
-            return "\n".join(lines[: i + 1]), nxt is None
-    return "\n".join(lines), True
-
-
-def body_indent(code: str) -> str:
-    """The indentation of the body the code's last `def`/`class` header opens (4 spaces below it)."""
-    for line in reversed(code.splitlines()):
-        m = _HEADER.match(line)
-        if m:
-            return m.group(1) + "    "
-    return "    "
 
 
 def _cue(cue: str, code: str) -> str:
