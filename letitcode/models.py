@@ -174,8 +174,7 @@ def embedded_base_path() -> Path:
     since only the folder is loaded afterwards."""
     package = _embedded_base_package()
     sha = package.EXPECTED_SHA256
-    tag = hashlib.sha256(f"{sha}:{_CONVERSION_VERSION}".encode()).hexdigest()[:8]
-    target = cache_dir() / "models" / f"gemma-3-270m-{tag}"
+    target = _embedded_base_folder(package)
     if (target / "letitcode_source.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -187,15 +186,21 @@ def embedded_base_path() -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _embedded_base_folder(package: Any, kind: str = "") -> Path:
+    """The cache folder of embedded-base's conversion (or, with kind "tokenizer-", of its tokenizer alone),
+    named by the package's GGUF hash and the conversion version."""
+    tag = hashlib.sha256(f"{package.EXPECTED_SHA256}:{_CONVERSION_VERSION}".encode()).hexdigest()[:8]
+    return cache_dir() / "models" / f"gemma-3-270m-{kind}{tag}"
+
+
 def embedded_base_tokenizer_path() -> Path:
     """A folder with embedded-base's tokenizer alone (the converted model's folder where that exists): the real
     Gemma tokenizer, which adds BOS, without converting the 268M model (tests of the BOS path use it)."""
     package = _embedded_base_package()
-    tag = hashlib.sha256(f"{package.EXPECTED_SHA256}:{_CONVERSION_VERSION}".encode()).hexdigest()[:8]
-    full = cache_dir() / "models" / f"gemma-3-270m-{tag}"
+    full = _embedded_base_folder(package)
     if (full / "letitcode_source.json").exists():
         return full
-    target = cache_dir() / "models" / f"gemma-3-270m-tokenizer-{tag}"
+    target = _embedded_base_folder(package, "tokenizer-")
     if (target / "tokenizer.json").exists():
         return target
     from transformers import AutoTokenizer
