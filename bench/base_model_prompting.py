@@ -46,7 +46,7 @@ def arms(args: argparse.Namespace) -> list[tuple[bool, bool]]:
 
 
 def first_task_ids(benchmark: str, n: int) -> list[str]:
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     return [p.task_id for p in load_benchmark(benchmark).problems[:n]]
 
@@ -149,7 +149,7 @@ _NAMES: dict[str, dict[str, str]] = {}
 
 
 def entry_names(bench: str) -> dict[str, str]:
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     if bench not in _NAMES:
         _NAMES[bench] = {p.task_id: p.function_name for p in load_benchmark(bench).problems}

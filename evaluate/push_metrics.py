@@ -34,7 +34,7 @@ class PushMetricsArguments:
 
 
 def main() -> int:
-    from letitcode import hub
+    from letitcode.hub import publish as hub
 
     (args,) = parse_config((PushMetricsArguments,))
     dirs = []

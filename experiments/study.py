@@ -5,7 +5,7 @@
     python experiments/study.py --preset llama-3.1-8b-instruct --output-dir runs/llama  # GPU + Hub
 
 Presets are YAML plans in experiments/plans/ (or pass --plan FILE). Rerunning the same command resumes: every
-finished training or evaluation is skipped. See letitcode/study.py for the plan format and the output layout.
+finished training or evaluation is skipped. See letitcode/study/runner.py for the plan format and the output layout.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ if __package__ in (None, ""):  # `python experiments/study.py` without `pip inst
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from letitcode.cli import run_main
-from letitcode.study import main
+from letitcode.study.runner import main
 
 if __name__ == "__main__":
     run_main(main)

@@ -8,7 +8,7 @@ come from the `LEADERBOARD_RESULTS` environment variable (comma- or space-separa
 Space configures it: this file runs unchanged as a Space's `app.py`.
 
 The app stays thin. It finds each source's dataset folder (downloading Hub ids) and reads the summary rows
-with `letitcode.results_dataset.load_summaries` when `letitcode` is importable (a checkout, or a Space whose
+with `letitcode.results.dataset.load_summaries` when `letitcode` is importable (a checkout, or a Space whose
 requirements install the package); a Space with only `leaderboard/requirements.txt` reads the same
 `data/<config>/summary.parquet` files with pandas. Everything else here is presentation.
 """
@@ -39,7 +39,7 @@ HUB = "https://huggingface.co"
 DIFFICULTIES = ("Easy", "Medium", "Hard")
 # Hub repo ids: "name" alone is ambiguous with a relative folder, so a source must be ORG/NAME[@REV].
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
-SMALL_N = 30  # as letitcode.stats.SMALL_N: intervals over fewer problems are flagged
+SMALL_N = 30  # as letitcode.scoring.stats.SMALL_N: intervals over fewer problems are flagged
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def locate(spec: str) -> Source:
 
 def _library_reader() -> Callable[[list[str]], pd.DataFrame] | None:
     try:
-        from letitcode.results_dataset import load_summaries
+        from letitcode.results.dataset import load_summaries
     except ImportError:
         return None
     return load_summaries
@@ -167,7 +167,7 @@ def read_summaries(src: Source) -> pd.DataFrame:
 
 def _difficulty_cis(src: Source, config: str) -> dict[str, float]:
     """`<Level>_ci_low/high/_n` of a run folder from before result datasets, read from its results.json.
-    Result datasets carry them in the summary row (computed by `letitcode.stats` when the run was scored);
+    Result datasets carry them in the summary row (computed by `letitcode.scoring.stats` when the run was scored);
     an older dataset without them shows "-" rather than an interval recomputed another way."""
     out: dict[str, float] = {}
     if src.config_folder(config) is not None:
@@ -259,7 +259,7 @@ def _int(value: Any) -> int | None:
 
 def _ci(low: Any, high: Any, n: Any = None) -> str:
     """An interval as every table prints it: `[0.061, 0.792] (n=4, small n)`; "-" when absent. The same
-    layout as `letitcode.stats.format_ci`, re-stated here because a bare Space has no `letitcode`."""
+    layout as `letitcode.scoring.stats.format_ci`, re-stated here because a bare Space has no `letitcode`."""
     lo, hi, count = _num(low), _num(high), _int(n)
     if lo is None or hi is None:
         return "-"
@@ -431,7 +431,7 @@ def benchmark_table(df: pd.DataFrame) -> pd.DataFrame:
 def _taxonomy_counts(row: pd.Series) -> dict[str, float]:
     """Failure category -> sample count (`runtime_error:TypeError`, `wrong_answer`, ...).
 
-    `error_taxonomy` is `letitcode.taxonomy.taxonomy()`'s dict (its `counts`) or a bare counts dict;
+    `error_taxonomy` is `letitcode.scoring.taxonomy.taxonomy()`'s dict (its `counts`) or a bare counts dict;
     without it, the failure statuses of `status_counts` stand in.
     """
     tax = _json(_get(row, "error_taxonomy"))

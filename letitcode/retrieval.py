@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from letitcode.data.problem import Problem, description_hash, normalize_text, slugify, stratified_subset
 from letitcode.errors import HubUnavailable, UserError
-from letitcode.problems import Problem, description_hash, normalize_text, slugify, stratified_subset
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,6 @@ MAX_SOLUTION_CHARS = 1500
 PREFIX_CHARS = 300
 
 # benchmark -> (exemplar adapter, split); the data spec defaults per `_default_spec`.
-EXEMPLAR_SOURCE = {
-    "leetcode": ("leetcodedataset", "train"),
-    "leetcodedataset": ("leetcodedataset", "train"),
-    "raybernard": ("leetcodedataset", "train"),
-    "mbpp": ("mbpp", "train"),
-    "humaneval": ("mbpp", "train"),
-}
 # The split to read when an exemplar source is named by benchmark alone.
 NAMED_SPLIT = {"leetcode": "train", "leetcodedataset": "train", "mbpp": "train", "humaneval": None, "raybernard": None}
 OFFLINE_HINT = {
@@ -87,9 +80,10 @@ def _default_spec(cfg: Any, adapter: str) -> str | None:
 
 def parse_exemplar_spec(spec: str | None, benchmark: str) -> tuple[str, str | None, str | None]:
     """`--exemplar-dataset` -> (adapter name, data spec or None for its default, split)."""
-    from letitcode.sources import BENCHMARKS
+    from letitcode.data.benchmarks import BENCHMARKS
+    from letitcode.data.benchmarks.registry import REGISTRY
 
-    adapter, split = EXEMPLAR_SOURCE.get(benchmark, ("leetcodedataset", "train"))
+    adapter, split = REGISTRY[benchmark].exemplar_source if benchmark in REGISTRY else ("leetcodedataset", "train")
     if not spec:
         return adapter, None, split
     name, sep, rest = spec.partition(":")
@@ -102,7 +96,7 @@ def parse_exemplar_spec(spec: str | None, benchmark: str) -> tuple[str, str | No
 
 def load_exemplar_pool(cfg: Any) -> tuple[Any, dict[str, Any]]:
     """The candidate exemplars (a `Benchmark`) and where they came from, for the manifest."""
-    from letitcode.sources import HUB_DEFAULTS, load_benchmark
+    from letitcode.data.benchmarks import HUB_DEFAULTS, load_benchmark
 
     adapter, spec, split = parse_exemplar_spec(cfg.exemplar_dataset, cfg.benchmark)
     explicit = spec is not None
@@ -391,8 +385,8 @@ def with_reasoning(candidates: list[Problem], pool_bench: Any, source: dict[str,
 
     if pool_bench.name != "leetcodedataset" or any(c.extra.get(k) for c in candidates for k in REASONING_KEYS):
         return candidates
-    from letitcode.sources import HUB_DEFAULTS
-    from letitcode.sources._io import locate, pick_files, read_rows
+    from letitcode.data.benchmarks import HUB_DEFAULTS
+    from letitcode.data.benchmarks._io import locate, pick_files, read_rows
 
     spec = source.get("spec") or HUB_DEFAULTS["leetcodedataset"]
     name, sep, rest = spec.partition(":")

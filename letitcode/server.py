@@ -301,7 +301,7 @@ def server_command(
         if dtype != "auto":
             cmd += ["--dtype", dtype]
         if resolved.is_adapter:
-            from letitcode.problems import slugify
+            from letitcode.data.problem import slugify
 
             model = slugify(Path(resolved.path.rstrip("/")).name) or "adapter"
             cmd += ["--enable-lora", "--lora-modules", f"{model}={resolved.path}"]

@@ -17,9 +17,9 @@ import pytest
 
 from letitcode import models, prompts
 from letitcode.backends.base import DecodingParams, GenRequest
+from letitcode.data.problem import Problem
 from letitcode.errors import UserError
 from letitcode.pipeline import EvalConfig, check_context, resolve_style, run_eval
-from letitcode.problems import Problem
 
 REPO = Path(__file__).resolve().parents[1]
 LLAMA3_TOKENIZER = REPO / ".venv" / "tokenizers" / "node_modules" / "@lenml" / "tokenizer-llama3_1" / "models"
@@ -363,7 +363,7 @@ def test_run_eval_checks_the_context_before_generating_and_records_the_prompt(ge
     """A real run on a tiny Gemma whose context fits one HumanEval prompt but not the other: without
     --skip_overlong it stops before generating; with it, the long problem is skipped and listed, and each
     record holds the exact prompt sent, its token count and its BOS."""
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     he = {p.task_id: p for p in load_benchmark("humaneval").problems}
     ids = ["HumanEval/2", "HumanEval/10"]

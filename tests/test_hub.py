@@ -13,8 +13,8 @@ from huggingface_hub import DatasetCard, EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError
 from test_results_dataset import make_run
 
-from letitcode import hub
 from letitcode.errors import UserError
+from letitcode.hub import publish as hub
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The trusted judge (letitcode.judge): a wrong answer never passes, whatever its code does in its process.
+"""The trusted judge (letitcode.scoring.judge): a wrong answer never passes, whatever its code does in its process.
 
 Each tampering technique below is one the security review used against the in-sample harness (issue #13):
 driving the harness (frames, gc, a forged report, exit codes), patching what the tests use (builtins, math,
@@ -14,10 +14,10 @@ import os
 
 import pytest
 
-from letitcode import judge
+from letitcode.data.benchmarks import load_benchmark
 from letitcode.pipeline import _record_base, execute
 from letitcode.sandbox import Sandbox
-from letitcode.sources import load_benchmark
+from letitcode.scoring import judge
 
 # Turns the tested callable's answers wrong: appended after a solution, with {wrap} naming what to wrap.
 MUTATE = """

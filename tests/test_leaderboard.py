@@ -1,7 +1,7 @@
 """Leaderboard app (leaderboard/app.py): reading result datasets, tables, filters, and a browser test.
 
 The fixture result datasets are built at test time with the project's own writers
-(`letitcode.results_dataset`), a few KB: one run folder, and one result-dataset folder holding three runs.
+(`letitcode.results.dataset`), a few KB: one run folder, and one result-dataset folder holding three runs.
 Every score in them is computed from crafted per-sample records, never typed in.
 """
 
@@ -80,7 +80,9 @@ def _write_run(
     run_dir: Path, spec: str, hub_id: str | None, bench: str, approach: str, n_passed: int
 ) -> None:
     """A run folder as evaluate/run.py leaves it: samples.jsonl, results.json, manifest.json, dataset/."""
-    from letitcode import metrics, refmetrics, results_dataset, stats, taxonomy
+    from letitcode.results import dataset as results_dataset
+    from letitcode.scoring import passk as metrics
+    from letitcode.scoring import refmetrics, stats, taxonomy
 
     recs = _records(n_passed)
     results = metrics.summarize(recs)
@@ -108,7 +110,7 @@ def _write_run(
 
 def make_results(root: Path) -> dict[str, Path]:
     """root/run: one run's output folder; root/board: a result-dataset folder with three runs merged in."""
-    from letitcode import results_dataset
+    from letitcode.results import dataset as results_dataset
 
     paths = {"run": root / "run", "board": root / "board"}
     for i, (spec, hub_id, bench, approach, n_passed, where) in enumerate(RUNS):
@@ -168,7 +170,7 @@ def test_loads_a_dataset_folder_and_several_sources(results: dict[str, Path], bo
 def test_per_difficulty_ci_is_the_projects_interval(board: pd.DataFrame) -> None:
     """The leaderboard shows the interval the run was scored with (Wilson here: one sample a problem),
     never a recomputed percentile bootstrap, which claims [0, 0] or [1, 1] for a small all-or-nothing level."""
-    from letitcode.stats import pass_at_k_cis, wilson_ci
+    from letitcode.scoring.stats import pass_at_k_cis, wilson_ci
 
     row = board[board["approach"] == "few-shot"].iloc[0]
     expected = pass_at_k_cis(_records(4), [1])["by_difficulty"]["Medium"]["pass@1"]
@@ -181,7 +183,7 @@ def test_per_difficulty_ci_is_the_projects_interval(board: pd.DataFrame) -> None
 
 def test_reads_the_same_without_letitcode(results: dict[str, Path], board: pd.DataFrame, monkeypatch) -> None:
     """A Space that installs only leaderboard/requirements.txt: no letitcode package to import."""
-    for name in ("letitcode.results_dataset", "letitcode.stats"):
+    for name in ("letitcode.results.dataset", "letitcode.scoring.stats"):
         monkeypatch.setitem(sys.modules, name, None)  # makes `import` raise ImportError
     assert app._library_reader() is None
     bare = app.load_leaderboard([str(results["run"]), str(results["board"])])

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from letitcode import quality, refmetrics
-from letitcode.metrics import pass_at_k, summarize
+from letitcode.data.problem import Problem
 from letitcode.pipeline import _finalize
-from letitcode.problems import Problem
+from letitcode.scoring import quality, refmetrics
+from letitcode.scoring.passk import pass_at_k, summarize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -267,7 +267,7 @@ def test_test_pass_rate_metric_counts_individual_tests(evaluate_lib, monkeypatch
 def test_metric_folders_have_cards_and_stage_as_spaces(tmp_path):
     from huggingface_hub import SpaceCard
 
-    from letitcode.hub import stage_metric_space
+    from letitcode.hub.publish import stage_metric_space
 
     for name in ("pass_at_k", "codebleu", "test_pass_rate"):
         folder = REPO / "evaluate" / "metrics" / name
@@ -298,7 +298,7 @@ print(json.dumps(out))
 
 
 def test_staged_metric_loads_without_letitcode(tmp_path):
-    from letitcode.hub import stage_metric_space
+    from letitcode.hub.publish import stage_metric_space
 
     stage = stage_metric_space(REPO / "evaluate" / "metrics" / "pass_at_k", tmp_path / "pass_at_k")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
@@ -321,7 +321,7 @@ def test_space_app_builds(tmp_path, monkeypatch):
     """The Space's Gradio app constructs its interface (gradio is slow to import)."""
     import importlib.util
 
-    from letitcode.hub import stage_metric_space
+    from letitcode.hub.publish import stage_metric_space
 
     stage = stage_metric_space(REPO / "evaluate" / "metrics" / "codebleu", tmp_path / "codebleu")
     spec = importlib.util.spec_from_file_location("space_app_under_test", stage / "app.py")

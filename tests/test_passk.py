@@ -3,7 +3,7 @@ from math import comb
 
 import pytest
 
-from letitcode.metrics import pass_at_k, pass_at_k_table, summarize
+from letitcode.scoring.passk import pass_at_k, pass_at_k_table, summarize
 
 
 def brute_force(n: int, c: int, k: int) -> float:

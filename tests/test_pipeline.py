@@ -83,7 +83,7 @@ def test_score_execution_metrics_match_all_on_verdicts_and_skip_reference_metric
     assert all(r["codebleu"] is None and r["bleu"] is None and r["loc"] is None for r in ex_recs)
     assert (all_res["metrics"], ex_res["metrics"]) == ("all", "execution")
     # only "all" writes the Parquet result dataset; push builds it for an execution run from its files
-    from letitcode import results_dataset
+    from letitcode.results import dataset as results_dataset
 
     assert (tmp_path / "all" / "dataset" / "README.md").exists()
     assert not (tmp_path / "execution" / "dataset").exists()

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from letitcode import prompts
+from letitcode.data.problem import Problem
 from letitcode.errors import UserError
 from letitcode.extract import COMPLETION_STOPS, extract_code
-from letitcode.problems import Problem
 
 STRATEGIES = ("zero_shot", "few_shot", "cot", "cot_few_shot", "rag")
 
@@ -124,7 +124,7 @@ def test_design_problem_stub_is_shown_whole_and_opened_at_its_first_method():
 def test_entry_point_names_are_in_completion_prompts_of_real_benchmarks(shared_data):
     """gemma-7b got prompts without the signature and had to guess `Solution().shortestDistanceAfterQueries`
     or MBPP's `remove_Occ`: the names (and MBPP's first assert) are now in every prompt."""
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     mbpp = load_benchmark("mbpp", dataset=str(shared_data / "mbpp" / "mbpp.jsonl"))
     lcd = load_benchmark("leetcodedataset", dataset=str(shared_data / "leetcodedataset"))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from test_results_dataset import make_run
 
-from letitcode import report
 from letitcode.errors import UserError
+from letitcode.results import tables as report
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from letitcode import results_dataset as rd
+from letitcode.data.problem import Problem
 from letitcode.errors import HubUnavailable, UserError
 from letitcode.pipeline import _write_outputs
-from letitcode.problems import Problem
+from letitcode.results import dataset as rd
 
 SOLUTION = "class Solution:\n    def add(self, a: int, b: int) -> int:\n        return a + b\n"
 WRONG = "class Solution:\n    def add(self, a: int, b: int) -> int:\n        return a - b\n"
@@ -236,7 +236,7 @@ def test_load_summaries_bad_sources(tmp_path, monkeypatch):
 
 def test_load_summaries_from_hub_id_through_the_api(tmp_path):
     """A Hub id is fetched with snapshot_download(repo_type="dataset") through hub.api()."""
-    from letitcode import hub
+    from letitcode.hub import publish as hub
 
     make_run(tmp_path / "run")
     calls = []

@@ -61,7 +61,7 @@ class CountingBackend:
 def bench():
     if not LCD.exists():
         pytest.skip(f"shared data not found at {LCD.parent} (it ships with CI, not with the repo)")
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     return load_benchmark("leetcodedataset", dataset=str(LCD))
 
@@ -70,10 +70,10 @@ def bench():
 def problems(bench, monkeypatch):
     """The 6 problems a run selects; the benchmark is parsed once per module (seconds) and handed to
     every run_eval of the module instead of being re-read from the file."""
-    import letitcode.sources
+    import letitcode.data.benchmarks
     from letitcode.pipeline import select_problems
 
-    monkeypatch.setattr(letitcode.sources, "load_benchmark", lambda name, **kw: bench)
+    monkeypatch.setattr(letitcode.data.benchmarks, "load_benchmark", lambda name, **kw: bench)
     return select_problems(bench.problems, _cfg("unused"))
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from letitcode import retrieval
+from letitcode.data.benchmarks._io import Benchmark
+from letitcode.data.problem import Problem
 from letitcode.errors import HubUnavailable, UserError
 from letitcode.pipeline import EvalConfig
-from letitcode.problems import Problem
-from letitcode.sources._io import Benchmark
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LCD_TRAIN = SHARED / "leetcodedataset" / "LeetCodeDataset-v0.2.0-train.jsonl.gz"
@@ -207,7 +207,7 @@ def lcd_train():
 
 
 def test_leetcodedataset_train_excludes_the_embedded_leetcode_set(lcd_train):
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     bench = load_benchmark("leetcode")
     some = bench.problems[:40]
@@ -221,8 +221,8 @@ def test_leetcodedataset_train_excludes_the_embedded_leetcode_set(lcd_train):
 
 
 def test_cot_few_shot_exemplars_carry_worked_reasoning(lcd_train):
+    from letitcode.data.benchmarks import load_benchmark
     from letitcode.prompts import exemplar_reasoning
-    from letitcode.sources import load_benchmark
 
     bench = load_benchmark("leetcodedataset", dataset=str(lcd_train.parent / "LeetCodeDataset-v0.3.1-test.jsonl.gz"))
     cfg = EvalConfig(benchmark="leetcodedataset", strategy="cot_few_shot", k_shots=2, dataset=str(lcd_train.parent))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from letitcode.data.problem import ExecJob
 from letitcode.errors import UserError
-from letitcode.problems import ExecJob
 from letitcode.sandbox import STATUSES, ExecResult, Sandbox, run_jobs, worker
 
 REPO = Path(__file__).resolve().parents[1]

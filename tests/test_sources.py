@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from letitcode import judge
+from letitcode.data.benchmarks import BENCHMARKS, HUB_DEFAULTS, leetcode_py, load_benchmark
+from letitcode.data.benchmarks import _io as io
 from letitcode.errors import DataError, HubUnavailable, UserError
-from letitcode.sources import BENCHMARKS, HUB_DEFAULTS, leetcode_py, load_benchmark
-from letitcode.sources import _io as io
+from letitcode.scoring import judge
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "sources"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -35,7 +35,7 @@ def sandbox():
 
 
 def judged(sandbox, problems, codes, mode="solution"):
-    """Run codes as the evaluator does: through the trusted judge (letitcode.judge)."""
+    """Run codes as the evaluator does: through the trusted judge (letitcode.scoring.judge)."""
     return sandbox.run(judge.jobs_for(problems, codes, sandbox, mode))
 
 

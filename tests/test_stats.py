@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from letitcode import stats
 from letitcode.errors import UserError
+from letitcode.scoring import stats
 
 
 def _records(outcomes, *, difficulty=None, prefix="p"):

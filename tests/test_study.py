@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from letitcode.data.problem import Problem
 from letitcode.errors import UserError
-from letitcode.problems import Problem
-from letitcode.study import (
+from letitcode.study.report import FIGURES, SECTIONS, jaccard, load_study, unpaired_gap, write_report
+from letitcode.study.runner import (
     PLANS_DIR,
     load_plan,
     ngram_overlap,
@@ -26,7 +27,6 @@ from letitcode.study import (
     temporal_status,
     word_ngrams,
 )
-from letitcode.study_report import FIGURES, SECTIONS, jaccard, load_study, unpaired_gap, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -77,7 +77,7 @@ def test_plan_overrides_and_errors(tmp_path: Path) -> None:
 
 
 def test_missing_data_names_what_to_pass(tmp_path: Path) -> None:
-    from letitcode.study import prepare
+    from letitcode.study.runner import prepare
 
     plan = load_plan("micro", data_dir=tmp_path / "absent")
     # the LeetCodeDataset test file is optional (the embedded problems stand in); the SFT data is not
@@ -211,7 +211,7 @@ def test_micro_study_produces_every_section_and_plot(micro_study: Path) -> None:
     # ethics numbers come from the runs
     assert f"All {sum(sum((r.results.get('status_counts') or {}).values()) for r in study.runs.values())} generated programs" in text
     # every run is a config of the merged result dataset (probes excepted), which the leaderboard reads
-    from letitcode.results_dataset import load_summaries
+    from letitcode.results.dataset import load_summaries
 
     table = load_summaries([str(micro_study / "dataset")])
     assert len(table) == len(arms) * 3 and set(table["approach"]) == set(arms)

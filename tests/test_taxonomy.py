@@ -2,8 +2,8 @@
 
 import pytest
 
-from letitcode import taxonomy
-from letitcode.problems import Problem
+from letitcode.data.problem import Problem
+from letitcode.scoring import taxonomy
 
 
 def _rec(task_id, status, difficulty="Easy", code="x = 1", **kw):

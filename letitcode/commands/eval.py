@@ -15,7 +15,7 @@ D/samples.jsonl, D/results.json, D/manifest.json and the result dataset folder D
 `--push-results ORG/NAME` uploads that as (a config of) a Hub dataset repo; `--push-to-card REPO` writes the
 scores into that model repo's card (model-index). Both need a Hub token, checked before anything runs.
 Options come from the EvalConfig dataclass in letitcode/pipeline.py (push flags from
-letitcode.hub.PushArguments); a YAML file given with --config sets defaults that the command line overrides.
+letitcode.hub.publish.PushArguments); a YAML file given with --config sets defaults that the command line overrides.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from letitcode.cli import parse_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    from letitcode import hub
+    from letitcode.hub import publish as hub
     from letitcode.pipeline import EvalConfig, format_table, run_eval, wrote_line
 
     cfg, push = parse_config((EvalConfig, hub.PushArguments), argv, description=__doc__)

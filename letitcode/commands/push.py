@@ -27,7 +27,8 @@ class PushRunsArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from letitcode import hub, results_dataset
+    from letitcode.hub import publish as hub
+    from letitcode.results import dataset as results_dataset
 
     args, push = parse_config((PushRunsArguments, hub.PushArguments), argv, description=__doc__)
     if not args.runs:

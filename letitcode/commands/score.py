@@ -18,8 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     prestart()  # the first sandbox worker boots while the options parse and the benchmark loads
     from letitcode.cli import parse_config
     from letitcode.errors import UserError
-    from letitcode.metrics import parse_ks
     from letitcode.pipeline import ScoreConfig, format_table, score_samples, wrote_line
+    from letitcode.scoring.passk import parse_ks
 
     (cfg,) = parse_config((ScoreConfig,), argv, description=__doc__)
     for name in ("samples", "output_dir"):

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> int:
-    from letitcode.training import parse_args, train
+    from letitcode.training.trainer import parse_args, train
 
     script_args, sft_args, model_args = parse_args(argv)
     if script_args.dry_run:
         import json
 
-        from letitcode.training import describe
+        from letitcode.training.trainer import describe
 
         print(json.dumps(describe(script_args, sft_args, model_args), indent=2, default=str))
         return 0

@@ -83,7 +83,7 @@ class ExecResult:
     stdout: str  # the tail, at most max_output_bytes
     stderr: str
     duration_s: float
-    # "replay": decided by the trusted judge from the sample's outputs (letitcode.judge); "in_sample": by
+    # "replay": decided by the trusted judge from the sample's outputs (letitcode.scoring.judge); "in_sample": by
     # the legacy harness inside the sample's process, which model code can tamper with
     judge: str = "in_sample"
 
@@ -705,7 +705,7 @@ class Sandbox:
         self, jobs: Sequence[ExecJob], *, progress: bool = True, desc: str = "executing", raw: bool = False
     ) -> list[ExecResult]:
         """One ExecResult per job, in order. `raw=True` returns the worker's reply dicts instead (what
-        `letitcode.judge` reads when it records a reference's calls)."""
+        `letitcode.scoring.judge` reads when it records a reference's calls)."""
         from tqdm import tqdm
 
         jobs = [self._check(i, j) for i, j in enumerate(jobs)]

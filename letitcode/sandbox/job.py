@@ -13,7 +13,7 @@ class ExecJob:
     """Everything the sandbox needs to run one candidate against one problem's tests.
 
     The harness runs `program` and evaluates `entry_point` to get `candidate`. Then, by `mode`:
-    - `calls` (how `letitcode.judge` runs samples): call the candidate on each input of `calls` (per test,
+    - `calls` (how `letitcode.scoring.judge` runs samples): call the candidate on each input of `calls` (per test,
       the JSON of each call's encoded (args, kwargs)) and send the outputs back as plain data; `verdict`
       (the trusted judge, in the scorer's process) turns the worker's reply into the result;
     - `tests` (the legacy in-sample harness): run each statement of `test_list` (counting passes) or

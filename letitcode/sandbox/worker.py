@@ -262,7 +262,7 @@ def decode_value(data: object, *, tree=None, linked=None) -> object:
 # in (gc.get_objects, frame locals via sys._getframe or settrace, ctypes) can find the key and forge
 # a report. Since 2026-12 that no longer decides anything for jobs judged by replay (mode "calls", every
 # problem whose tests can be put as calls and outputs): the child only sends the candidate's outputs as
-# plain data, and the trusted judge in the scorer (letitcode/judge.py) replays the tests on them, so a
+# plain data, and the trusted judge in the scorer (letitcode/scoring/judge.py) replays the tests on them, so a
 # forged report is just forged outputs. Only mode "tests" (the legacy in-sample harness, kept for problems
 # the judge cannot replay and flagged `judge: "in_sample"` on their records) still trusts the report.
 
@@ -788,7 +788,7 @@ def _verdict(job: dict, events: list[list[bytes]], death: dict) -> dict:
             out["error"] = _exc_text(name, msg) if stage == "program" else f"{stage}: {_exc_text(name, msg)}"
         return out
     if mode == "calls":
-        # Not a verdict: the trusted judge replays the tests on these outputs (letitcode/judge.py). Tests
+        # Not a verdict: the trusted judge replays the tests on these outputs (letitcode/scoring/judge.py). Tests
         # whose outputs never came are judged by how the child ended.
         out.update(status="pending", error="", outputs=outputs, final=final, death=_death_verdict(job, death))
         return out

@@ -66,7 +66,7 @@ Examples:
 
 
 def _pass_at_k(n: int, c: int, k: int) -> float:
-    """Chen et al.'s unbiased estimator 1 - C(n-c, k) / C(n, k), as `letitcode.metrics.pass_at_k`
+    """Chen et al.'s unbiased estimator 1 - C(n-c, k) / C(n, k), as `letitcode.scoring.passk.pass_at_k`
     (restated: this file must not import `letitcode`)."""
     if n - c < k:
         return 1.0

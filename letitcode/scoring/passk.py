@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from letitcode.problems import DIFFICULTIES
+from letitcode.data.problem import DIFFICULTIES
 
 STATUSES = (
     "passed",
@@ -134,7 +134,7 @@ def enrich(
     """Add what `summarize` leaves out: bootstrap CIs, corpus BLEU/CodeBLEU where references exist (and
     `reference_metrics` is on), the error taxonomy, code-quality aggregates, latency and cost. Records must
     have been finalized (`pipeline._finalize`: per-sample reference metrics, quality signals, `error_category`)."""
-    from letitcode import quality, refmetrics, stats, taxonomy
+    from letitcode.scoring import quality, refmetrics, stats, taxonomy
 
     ks = [int(k.split("@")[1]) for k in results if k.startswith("pass@")]
     results["ci"] = stats.pass_at_k_cis(records, ks)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from letitcode.data.problem import DIFFICULTIES
 from letitcode.errors import UserError
-from letitcode.problems import DIFFICULTIES
-from letitcode.stats import format_ci
+from letitcode.scoring.stats import format_ci
 
 LEVELS = (*DIFFICULTIES, "All")
 
@@ -41,7 +41,7 @@ def load_runs(run_dirs: Sequence[str | Path], labels: Sequence[str] | None = Non
     """Read run directories (samples.jsonl, results.json, manifest.json). Labels default to the approach,
     made unique with the model and benchmark where several runs share it."""
     from letitcode.records import read_jsonl
-    from letitcode.results_dataset import approach_of, model_identity
+    from letitcode.results.dataset import approach_of, model_identity
 
     if not run_dirs:
         raise UserError("no run directories given")
@@ -234,7 +234,7 @@ def quality_table(runs: Sequence[Run]) -> str:
 
 def comparisons(runs: Sequence[Run], *, k: int = 1) -> list[dict[str, Any]]:
     """Paired comparisons of every two runs of the same benchmark that share problems."""
-    from letitcode.stats import paired_comparison
+    from letitcode.scoring.stats import paired_comparison
 
     out = []
     for a, b in itertools.combinations(runs, 2):

@@ -25,7 +25,7 @@ from typing import Any
 
 from letitcode.errors import HubUnavailable, UserError
 
-CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "result_dataset.md"
+CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "result_dataset.md"
 SUMMARY_CONFIG = "summary"
 SAMPLES_SPLIT = "samples"
 
@@ -434,7 +434,7 @@ def load_summaries(sources: Sequence[str]) -> Any:
                     f"{src}: neither a run directory (results.json) nor a result dataset folder (data/)"
                 )
         elif _looks_like_hub_id(src):
-            from letitcode import hub
+            from letitcode.hub import publish as hub
 
             try:
                 local = hub.snapshot(

@@ -9,7 +9,7 @@ Here the judge is the SDK's own code, split at the one place every test method h
 checked): `result = run_X(Solution, <inputs>)`, then checks on `result`. The sandboxed program holds the
 prelude, the problem's own classes and the rendered `helpers.py` (for its `run_*` functions, which hold no
 answer) plus `_lc_call`, which runs `run_X` on the classes the solution defines; it never holds a test case
-or an expected value. The judge's side (`Problem.judge_context`, run by `letitcode.judge` in the scorer) holds
+or an expected value. The judge's side (`Problem.judge_context`, run by `letitcode.scoring.judge` in the scorer) holds
 the helpers again and, per test method, the rest of its body as `_lc_check_<method>(result, <parameters>)`;
 each test statement is `_lc_verdict('test_m', candidate('run_x', 'Solution', None, <inputs>), <parameters>)`,
 so the judge replays the sample's returned `result` through the SDK's own `assert_*` helpers. Problems whose
@@ -34,9 +34,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from letitcode.data.benchmarks._io import Benchmark
+from letitcode.data.problem import Problem, normalize_difficulty
 from letitcode.errors import DataError, UserError
-from letitcode.problems import Problem, normalize_difficulty
-from letitcode.sources._io import Benchmark
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _lc_call(_runner, _cls, _pick, *args):
 '''
 )
 
-# The judge's side (trusted, in the scorer's process; letitcode.judge): the helpers again, and per test
+# The judge's side (trusted, in the scorer's process; letitcode.scoring.judge): the helpers again, and per test
 # method the rest of its body (`assert_X(result, expected)`), run on the sample's decoded result.
 _JUDGE_RUNTIME = (
     _SOLUTION_MODULE
@@ -468,7 +468,7 @@ def _build(d: dict[str, Any], in_sample: str) -> tuple[str, str, tuple[str, ...]
     """(sample preamble, judge context, test statements, in-sample reason) for one problem.
 
     Judged by replay (reason ""): the sample's program holds the prelude, the problem's own classes and the
-    SDK's helpers (for their `run_*`), never a test case; each test statement, run by `letitcode.judge`,
+    SDK's helpers (for their `run_*`), never a test case; each test statement, run by `letitcode.scoring.judge`,
     is `_lc_verdict('test_m', candidate('run_x', 'Solution', <inputs>), <all parameters>)`. Otherwise the
     legacy harness: the whole judge in the program, and `_lc_judge('test_m', ...)` statements.
     """

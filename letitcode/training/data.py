@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from letitcode.data.problem import Problem, description_hash, normalize_difficulty, normalize_text, slugify
 from letitcode.errors import DataError, UserError
 from letitcode.extract import extract_code
-from letitcode.problems import Problem, description_hash, normalize_difficulty, normalize_text, slugify
 
 CompletionFormat = Literal["code", "code+explanation"]
 Style = Literal["chat", "completion"]
@@ -113,12 +113,12 @@ _INSTEAD = "--dataset PATH (a local .jsonl/.jsonl.gz/.json/.parquet file or fold
 def load_rows(spec: str, *, split: str = "train", revision: str | None = None) -> RawData:
     """Rows of a local JSONL/JSON/Parquet file (or folder of them), or of a Hub dataset `ORG/NAME[@REV]`.
 
-    Uses the evaluator's own loader (`letitcode.sources._io`): Hub ids are snapshot-downloaded (data files
+    Uses the evaluator's own loader (`letitcode.data.benchmarks._io`): Hub ids are snapshot-downloaded (data files
     only) and read like a local folder; in a folder the files named for `split` are taken, the newest
     version (`v0.3.1` over `v0.2.0`) where a repo holds several. Offline, a Hub id fails with
     `HubUnavailable` saying to pass --dataset PATH.
     """
-    from letitcode.sources import _io
+    from letitcode.data.benchmarks import _io
 
     root, source, rev, from_hub = _io.locate("--dataset", spec, revision=revision, instead=_INSTEAD)
     files, got_split = _io.pick_files("--dataset", root, split, splits=_SPLITS, default=split)
@@ -337,7 +337,7 @@ def row_to_sft(
     parsed_title = ""
     if preset == "alpaca":
         # RayBernard/leetcode: drop the request line, take the title (and so the slug) from the next one
-        from letitcode.sources.raybernard import parse_instruction
+        from letitcode.data.benchmarks.raybernard import parse_instruction
 
         parsed_title, statement, language = parse_instruction(description)
         if language and language not in ("python", "python3"):
@@ -598,8 +598,8 @@ def _with_source_problems(rows: list[SFTRow], raw: RawData, label: str) -> list[
     the one `evaluate/run.py --benchmark leetcodedataset` renders for the same problem."""
     from dataclasses import replace
 
-    from letitcode.sources._io import Rows
-    from letitcode.sources.leetcodedataset import problem_from_row
+    from letitcode.data.benchmarks._io import Rows
+    from letitcode.data.benchmarks.leetcodedataset import problem_from_row
 
     if not all(k in raw.columns for k in ("task_id", "prompt", "completion", "entry_point", "test")):
         return rows

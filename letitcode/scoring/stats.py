@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from letitcode.data.problem import DIFFICULTIES
 from letitcode.errors import UserError
-from letitcode.metrics import pass_at_k, per_problem_correct
-from letitcode.problems import DIFFICULTIES
+from letitcode.scoring.passk import pass_at_k, per_problem_correct
 
 N_BOOT = 2000
 ALPHA = 0.05

@@ -13,7 +13,7 @@ A plan (``experiments/plans/<preset>.yaml``) names the model, the benchmarks, th
    to one GPU (``CUDA_VISIBLE_DEVICES``; it sees ``cuda:0``), and with ``serve`` each model is evaluated through
    one OpenAI-compatible server (vLLM, ``transformers serve`` or a command; ``letitcode/server.py``);
 4. **collect**: every run goes into one result dataset (``OUTPUT_DIR/dataset``, what the leaderboard reads),
-   and ``letitcode.study_report`` writes ``report.md`` and its PNGs.
+   and ``letitcode.study.report`` writes ``report.md`` and its PNGs.
 
 Every unit (prepare, each training, each (arm, benchmark) evaluation) leaves ``study_done.json`` holding the
 fingerprint of its configuration; a rerun skips units whose fingerprint matches, so a killed study resumes,
@@ -52,7 +52,7 @@ from typing import Any
 from letitcode.errors import UserError
 from letitcode.records import write_json
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PLANS_DIR = REPO / "experiments" / "plans"
 TRAIN_SCRIPT = REPO / "sft" / "train.py"
 DONE = "study_done.json"
@@ -61,7 +61,7 @@ NGRAM = 13  # contamination n-gram length (word tokens), as in GPT-3's and Llama
 ROLES = ("heldout", "extra")  # heldout: a LeetCode benchmark every approach is compared on
 SFT_TRAIN = "sft_train_subset"  # benchmark labels the study derives from the SFT split (overfitting evidence)
 SFT_VALIDATION = "sft_validation"
-TRAIN_METHODS = ("lora", "qlora", "dora", "full", "ia3")  # as letitcode.training.METHODS (not imported: TRL)
+TRAIN_METHODS = ("lora", "qlora", "dora", "full", "ia3")  # as letitcode.training.trainer.METHODS (not imported: TRL)
 
 
 # ------------------------------------------------------------------------------------------------ the plan
@@ -70,7 +70,7 @@ TRAIN_METHODS = ("lora", "qlora", "dora", "full", "ia3")  # as letitcode.trainin
 @dataclass
 class BenchmarkSpec:
     name: str  # label: directory name and table row
-    benchmark: str  # a letitcode.sources benchmark
+    benchmark: str  # a letitcode.data.benchmarks benchmark
     dataset: str | None = None  # local path or Hub id[@revision]; None: the source's default
     split: str | None = None
     revision: str | None = None
@@ -316,7 +316,7 @@ def load_plan(
 
 def validate(plan: StudyPlan) -> None:
     where = plan.source or plan.name
-    from letitcode.sources import BENCHMARKS
+    from letitcode.data.benchmarks import BENCHMARKS
 
     names = [b.name for b in plan.benchmarks]
     if len(set(names)) != len(names):
@@ -371,7 +371,7 @@ def validate(plan: StudyPlan) -> None:
 
 
 def _is_local_spec(spec: str) -> bool:
-    from letitcode.sources._io import looks_like_hub_id
+    from letitcode.data.benchmarks._io import looks_like_hub_id
 
     return not looks_like_hub_id(spec)
 
@@ -412,7 +412,7 @@ def _log(msg: str) -> None:
 
 def word_ngrams(text: str, n: int = NGRAM) -> set[str]:
     """Word n-grams of a text, after the normalisation used for deduplication (lower case, no punctuation)."""
-    from letitcode.problems import normalize_text
+    from letitcode.data.problem import normalize_text
 
     toks = normalize_text(text).split()
     return {" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)}
@@ -465,16 +465,16 @@ def _chat_style(model: str) -> str:
 
 
 def _load_bench(b: BenchmarkSpec, dataset: str | None = None) -> Any:
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     return load_benchmark(b.benchmark, dataset=dataset or b.dataset, split=b.split, revision=b.revision)
 
 
 def _parseable_lcd_rows(rows: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
     """Rows that map to executable LeetCodeDataset problems (reference parses, tests parse)."""
+    from letitcode.data.benchmarks._io import Rows
+    from letitcode.data.benchmarks.leetcodedataset import problem_from_row
     from letitcode.errors import DataError
-    from letitcode.sources._io import Rows
-    from letitcode.sources.leetcodedataset import problem_from_row
 
     wrapper = Rows(list(rows), source)
     out = []
@@ -532,7 +532,7 @@ def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
             raise UserError(
                 f"the SFT data {plan.sft.dataset} does not exist: pass --dataset PATH_OR_HUB_ID, or {_data_advice(plan)}"
             )
-        from letitcode.sft_data import Decontaminator, build_sft_data, split_by_problem
+        from letitcode.training.data import Decontaminator, build_sft_data, split_by_problem
 
         _log(f"prepare: SFT data {plan.sft.dataset}")
         style = _chat_style(plan.model)
@@ -548,7 +548,7 @@ def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
                 kept.append(r)
         pool_rows = kept
         pool_path = data_dir / "sft_pool.jsonl"
-        from letitcode.sft_data import write_rows
+        from letitcode.training.data import write_rows
 
         write_rows(kept, pool_path)
         train_rows, val_rows = split_by_problem(kept, plan.sft.val_fraction, plan.sft.split_seed)
@@ -646,7 +646,7 @@ def primary_benchmark(prep: Mapping[str, Any]) -> str:
 
 def train_dir(out: Path, arm: ArmSpec, model: str | None = None) -> Path:
     """OUTPUT_DIR/train/<model>-<arm>: the folder name is the fine-tuned model's name in result datasets."""
-    from letitcode.problems import slugify
+    from letitcode.data.problem import slugify
 
     base = slugify(Path((model or "model").split("@")[0].rstrip("/")).name) or "model"
     return out / "train" / f"{base}-{arm.name}"
@@ -905,7 +905,7 @@ def run_arm_evals(plan: StudyPlan, prep: Mapping[str, Any], arms: Sequence[ArmSp
         return
     _log("evaluate " + "; ".join(f"{n}: {', '.join(todo[n])}" for n in names))
     device, pin = unit_device(plan)
-    cmd = [sys.executable, "-m", "letitcode.study", "eval-arms", "--output-dir", str(out), "--device", device]
+    cmd = [sys.executable, "-m", "letitcode.study.runner", "eval-arms", "--output-dir", str(out), "--device", device]
     for n in names:
         cmd += ["--arm", n]
     log = out / "runs" / f"{label}.log"
@@ -1026,7 +1026,7 @@ def collect(plan: StudyPlan, prep: Mapping[str, Any], out: Path) -> Path:
     share a benchmark name with the heldout LeetCodeDataset runs and are diagnostics, not leaderboard rows)."""
     import shutil
 
-    from letitcode.results_dataset import merge_into
+    from letitcode.results.dataset import merge_into
 
     target = out / "dataset"
     if target.exists():
@@ -1067,7 +1067,7 @@ def run_study(plan: StudyPlan, out: str | Path, *, report: bool = True) -> Path:
     _log(f"all units done in {_fmt_s(total)} this run")
     if not report:
         return out
-    from letitcode.study_report import write_report
+    from letitcode.study.report import write_report
 
     path = write_report(out)
     _log(f"report: {path}")
@@ -1098,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.output_dir)
     if args.report_only:
-        from letitcode.study_report import write_report
+        from letitcode.study.report import write_report
 
         print(f"wrote {write_report(out)}")
         return 0
@@ -1116,7 +1116,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _child_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m letitcode.study eval-arms")
+    p = argparse.ArgumentParser(prog="python -m letitcode.study.runner eval-arms")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--arm", action="append", required=True)
     p.add_argument("--device", default=None, help="this unit's device (the parent pinned CUDA_VISIBLE_DEVICES)")

@@ -24,21 +24,22 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from trl import ModelConfig
 
-from letitcode import hub, models, prompts
+from letitcode import models, prompts
 from letitcode.errors import UserError
-from letitcode.sft_data import DEFAULT_DATASET, SFTData, build_sft_data, load_rows, write_rows
+from letitcode.hub import publish as hub
+from letitcode.records import library_versions, write_json
+from letitcode.training.data import DEFAULT_DATASET, SFTData, build_sft_data, load_rows, write_rows
 
 log = logging.getLogger(__name__)
 
 METHODS = ("lora", "qlora", "dora", "full", "ia3")
 ADAPTER_METHODS = ("lora", "qlora", "dora", "ia3")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODEL_CARDS = REPO / "model_cards"
 RECIPES = REPO / "sft" / "recipes"
 # IA³ targets where PEFT has no default for the architecture (Phi-3 fuses q/k/v and gate/up projections).
@@ -53,16 +54,6 @@ _PUSH_IGNORE = [
     "training_args.bin",
     "*.pt",
 ]
-_LIBRARIES = (
-    "torch",
-    "transformers",
-    "trl",
-    "peft",
-    "accelerate",
-    "datasets",
-    "bitsandbytes",
-    "huggingface_hub",
-)
 
 
 # ------------------------------------------------------------------------------------------- configuration
@@ -599,17 +590,6 @@ def count_parameters(model: Any) -> dict[str, int]:
     return {"trainable": int(trainable), "total": int(total), "quantized_linear_layers": int(quantized)}
 
 
-def library_versions() -> dict[str, str | None]:
-    import platform
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in _LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
 
 def hyperparameters(method: str, sft_args: Any, peft_config: Any, quant: Any) -> dict[str, Any]:
     keys = (
@@ -968,7 +948,7 @@ def _fingerprint_callback(record: dict[str, Any]) -> Any:
             if state.is_world_process_zero:
                 ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 if ckpt.is_dir():
-                    _write_json(ckpt / FINGERPRINT_FILE, record)
+                    write_json(ckpt / FINGERPRINT_FILE, record)
             return control
 
     return FingerprintCallback()
@@ -1415,7 +1395,7 @@ def _load_decontamination(script_args: Any) -> tuple[list[Any] | None, dict[str,
     if not script_args.decontaminate:
         log.warning("decontamination is OFF: training problems may overlap the evaluation benchmark")
         return None, {"benchmark": script_args.eval_benchmark}
-    from letitcode.sources import load_benchmark
+    from letitcode.data.benchmarks import load_benchmark
 
     bench = load_benchmark(
         script_args.eval_benchmark,
@@ -1460,7 +1440,7 @@ def train(
     method = script_args.method
     output_dir = Path(sft_args.output_dir)
     push = bool(sft_args.push_to_hub)
-    sft_args.push_to_hub = False  # LetItCode pushes itself, through letitcode.hub, after the card is written
+    sft_args.push_to_hub = False  # LetItCode pushes itself, through letitcode.hub.publish, after the card is written
     if push:
         if not sft_args.hub_model_id:
             raise UserError("--push_to_hub needs --hub_model_id ORG/NAME")
@@ -1600,7 +1580,7 @@ def train(
                 print(f"note: {plan.note}", file=sys.stderr)
         state.wait_for_everyone()
     if state.is_main_process:
-        _write_json(output_dir / FINGERPRINT_FILE, record)
+        write_json(output_dir / FINGERPRINT_FILE, record)
     resume_from = plan.checkpoint
     if resume_from:
         print(f"resuming from {_relative(resume_from)} (same training configuration, {fp})", file=sys.stderr)
@@ -1708,7 +1688,7 @@ def train(
         "library_versions": library_versions(),
         "pushed": {},
     }  # fmt: skip
-    _write_json(output_dir / "manifest.json", manifest)
+    write_json(output_dir / "manifest.json", manifest)
 
     base_path = resolved.path
     adapter = method in ADAPTER_METHODS
@@ -1759,7 +1739,7 @@ def train(
             base_info=base_card,
         )
         merged_card.save(merged_dir / "README.md")
-        _write_json(merged_dir / "manifest.json", {**manifest, "merged_from_adapter": merged_from})
+        write_json(merged_dir / "manifest.json", {**manifest, "merged_from_adapter": merged_from})
 
     if push:
         base_id = resolved.hub_id
@@ -1781,7 +1761,7 @@ def train(
                 private=bool(sft_args.hub_private_repo),
                 message=f"LetItCode SFT ({method}) merged into {base_id}",
             )
-    _write_json(output_dir / "manifest.json", manifest)
+    write_json(output_dir / "manifest.json", manifest)
     return manifest
 
 
@@ -1869,9 +1849,3 @@ def _portable_data(d: dict[str, Any]) -> dict[str, Any]:
 def _merge_dtype(model_args: Any) -> str:
     return model_args.dtype if model_args.dtype in ("float32", "bfloat16", "float16") else "float32"
 
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from letitcode.problems import Problem
+from letitcode.data.problem import Problem
 
 LANG = "python"
 WEIGHTS = (0.25, 0.25, 0.25, 0.25)

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from letitcode.problems import DIFFICULTIES, Problem
+from letitcode.data.problem import DIFFICULTIES, Problem
 
 FAILURE_STATUSES = (
     "syntax_error",

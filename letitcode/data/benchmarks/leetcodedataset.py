@@ -17,10 +17,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+from letitcode.data.benchmarks import HUB_DEFAULTS
+from letitcode.data.benchmarks._io import (
+    Benchmark,
+    Rows,
+    compile_check,
+    file_version,
+    locate,
+    pick_files,
+    read_rows,
+)
+from letitcode.data.problem import Problem, normalize_difficulty
 from letitcode.errors import DataError
-from letitcode.problems import Problem, normalize_difficulty
-from letitcode.sources import HUB_DEFAULTS
-from letitcode.sources._io import Benchmark, Rows, compile_check, file_version, locate, pick_files, read_rows
 
 NAME = "leetcodedataset"
 SPLITS = ("train", "test")

@@ -18,10 +18,8 @@ import builtins
 from pathlib import Path
 from typing import Any
 
-from letitcode.errors import DataError, UserError
-from letitcode.problems import Problem, slugify
-from letitcode.sources import HUB_DEFAULTS
-from letitcode.sources._io import (
+from letitcode.data.benchmarks import HUB_DEFAULTS
+from letitcode.data.benchmarks._io import (
     Benchmark,
     Rows,
     compile_check,
@@ -30,6 +28,8 @@ from letitcode.sources._io import (
     locate,
     read_rows,
 )
+from letitcode.data.problem import Problem, slugify
+from letitcode.errors import DataError, UserError
 
 NAME = "mbpp"
 SPLITS = {"test": (11, 510), "train": (601, 974), "validation": (511, 600), "prompt": (1, 10)}

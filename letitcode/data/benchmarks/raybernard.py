@@ -12,10 +12,10 @@ import ast
 import re
 from typing import Any
 
+from letitcode.data.benchmarks import HUB_DEFAULTS
+from letitcode.data.benchmarks._io import Benchmark, Rows, file_version, locate, pick_files, read_rows
+from letitcode.data.problem import Problem, normalize_difficulty, slugify
 from letitcode.errors import UserError
-from letitcode.problems import Problem, normalize_difficulty, slugify
-from letitcode.sources import HUB_DEFAULTS
-from letitcode.sources._io import Benchmark, Rows, file_version, locate, pick_files, read_rows
 
 NAME = "raybernard"
 INSTEAD = "a local .jsonl/.json/.parquet export of RayBernard/leetcode (instruction/input/output columns) via --dataset"

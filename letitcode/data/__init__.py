@@ -1,0 +1,1 @@
+"""The domain: problems, benchmarks and the one definition of the same problem."""

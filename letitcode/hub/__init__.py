@@ -1,0 +1,1 @@
+"""The Hugging Face Hub: the one Hub-id parser and publishing."""

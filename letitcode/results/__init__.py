@@ -1,0 +1,1 @@
+"""Results: the result dataset, loading runs, tables and plots."""

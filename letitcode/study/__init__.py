@@ -1,0 +1,1 @@
+"""The whole study from one plan: preparation, units, the runner and the report."""

@@ -1,0 +1,1 @@
+"""Supervised fine-tuning with TRL: configuration, PEFT, the trainer and its artifacts."""
