@@ -108,18 +108,30 @@ def bench_endpoint(args: argparse.Namespace) -> dict[str, Any]:
         measure(warm, reqs[:1], DecodingParams(max_new_tokens=8))
         for _ in range(args.repeats):
             for c in runs:
-                b = make_backend("openai", "embedded", endpoint=f"{server.url}/v1", concurrency=c, timeout_s=600)
+                b = make_backend(
+                    "openai", "embedded", endpoint=f"{server.url}/v1", concurrency=c, timeout_s=600
+                )
                 runs[c].append(measure(b, reqs, params))
-                print(f"  endpoint concurrency {c}: {runs[c][-1]['useful_tok_s']} useful tok/s", file=sys.stderr, flush=True)
+                print(
+                    f"  endpoint concurrency {c}: {runs[c][-1]['useful_tok_s']} useful tok/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     out = {f"concurrency {c}": median_run(r) for c, r in runs.items()}
     base = out["concurrency 1"]["useful_tok_s"]
     for row in out.values():
         row["ratio_to_concurrency1"] = round(row["useful_tok_s"] / base, 2)
-    return {"server": "transformers serve" + ("" if args.no_server_cb else " --continuous-batching"), "results": out}
+    return {
+        "server": "transformers serve" + ("" if args.no_server_cb else " --continuous-batching"),
+        "results": out,
+    }
 
 
 def table(title: str, rows: dict[str, dict[str, Any]], ratio_key: str) -> str:
-    lines = [title, f"{'configuration':<24} {'requests':>8} {'useful tok':>10} {'wall s':>8} {'useful tok/s':>12} {'ratio':>6}"]
+    lines = [
+        title,
+        f"{'configuration':<24} {'requests':>8} {'useful tok':>10} {'wall s':>8} {'useful tok/s':>12} {'ratio':>6}",
+    ]
     for name, r in rows.items():
         lines.append(
             f"{name:<24} {r['requests']:>8} {r['useful_tokens']:>10} {r['wall_s']:>8} {r['useful_tok_s']:>12} {r[ratio_key]:>5}x"
@@ -130,7 +142,9 @@ def table(title: str, rows: dict[str, dict[str, Any]], ratio_key: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-prompts", type=int, default=48, help="HumanEval prompts for the batched runs")
-    parser.add_argument("--batch1-prompts", type=int, default=4, help="prompts for the (slow) batch-1 baseline")
+    parser.add_argument(
+        "--batch1-prompts", type=int, default=4, help="prompts for the (slow) batch-1 baseline"
+    )
     parser.add_argument("--endpoint-prompts", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -138,11 +152,15 @@ def main() -> int:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip-local", action="store_true")
-    parser.add_argument("--with-paged", action="store_true", help="also time transformers' paged ContinuousBatchingManager")
+    parser.add_argument(
+        "--with-paged", action="store_true", help="also time transformers' paged ContinuousBatchingManager"
+    )
     parser.add_argument("--skip-endpoint", action="store_true")
     parser.add_argument("--no-server-cb", action="store_true", help="serve without --continuous-batching")
     parser.add_argument(
-        "--threads", type=int, default=None,
+        "--threads",
+        type=int,
+        default=None,
         help="torch threads here and in the server (default: torch's). On a machine shared with other jobs, 1 "
         "avoids the collapse of spinning OpenMP threads (measured here: 2 threads ran 4-8x slower than 1 at load 7)",
     )
@@ -154,15 +172,27 @@ def main() -> int:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the server process
 
-    report: dict[str, Any] = {"args": vars(args), "cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg()}
+    report: dict[str, Any] = {
+        "args": vars(args),
+        "cpu_count": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+    }
     if not args.skip_local:
         report["local"] = bench_local(args)
         print(table("local (embedded SmolLM2-135M, CPU)", report["local"]["results"], "ratio_to_batch1"))
     if not args.skip_endpoint:
         report["endpoint"] = bench_endpoint(args)
-        print(table(f"endpoint ({report['endpoint']['server']}, openai backend)", report["endpoint"]["results"], "ratio_to_concurrency1"))
+        print(
+            table(
+                f"endpoint ({report['endpoint']['server']}, openai backend)",
+                report["endpoint"]["results"],
+                "ratio_to_concurrency1",
+            )
+        )
     report["loadavg_end"] = os.getloadavg()
-    print(f"load average start {report['loadavg_start'][0]:.1f}, end {report['loadavg_end'][0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"load average start {report['loadavg_start'][0]:.1f}, end {report['loadavg_end'][0]:.1f} on {os.cpu_count()} cores"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -68,7 +68,9 @@ def worker(args: argparse.Namespace) -> None:
         "packing": args.packing,
         "steps": len(timer.times),
         "s_per_step": statistics.median(steady),
-        "tokens_per_s": tokens / sum(timer.times[1:]) if len(logs) > 1 else logs[-1]["num_tokens"] / sum(timer.times),
+        "tokens_per_s": tokens / sum(timer.times[1:])
+        if len(logs) > 1
+        else logs[-1]["num_tokens"] / sum(timer.times),
         "tokens_per_step": tokens / max(1, len(logs) - 1),
         "trainable": manifest["parameters"]["trainable"],
         "total": manifest["parameters"]["total"],
@@ -109,7 +111,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of " + ", ".join(METHODS))
     p.add_argument("--steps", type=int, default=4, help="optimizer steps per method (the first is not timed)")
-    p.add_argument("--batch", type=int, default=1, help="per step; 1 x 1024 tokens is the embedded recipes' shape")
+    p.add_argument(
+        "--batch", type=int, default=1, help="per step; 1 x 1024 tokens is the embedded recipes' shape"
+    )
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--dataset", default=str(LCD if LCD.exists() else FIXTURE))
     p.add_argument(
@@ -163,7 +167,9 @@ def main() -> int:
     summary: dict = {"config": vars(args) | {"worker": None}, "methods": rows}
     if rows:
         full = rows["full"]
-        print("\n| method | peak RSS (MB) | RSS / full | s/step | s/step / full | trainable params | trainable / full |")
+        print(
+            "\n| method | peak RSS (MB) | RSS / full | s/step | s/step / full | trainable params | trainable / full |"
+        )
         print("|---|---|---|---|---|---|---|")
         for m, r in rows.items():
             print(

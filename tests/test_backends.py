@@ -344,7 +344,9 @@ def test_transformers_serve_through_openai_and_tgi_backends(tmp_path):
             assert all(s["status"] and "latency_s" in s and s["n_tokens"] > 0 for s in samples)
             assert manifest["backend"]["backend"] == kind
             assert manifest["backend"]["endpoint"].startswith(server.url)
-            assert manifest["backend"]["model"] == Path(path).name  # the served folder, without its local path
+            assert (
+                manifest["backend"]["model"] == Path(path).name
+            )  # the served folder, without its local path
             assert manifest["generation"]["requests"] == 2 and manifest["generation"]["tokens"] > 0
             if kind == "tgi":
                 assert manifest["prompt"]["strategy"] == "few_shot"

@@ -14,8 +14,15 @@ def tiny_model(tmp_path_factory, embedded_path):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(embedded_path)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
     path = tmp_path_factory.mktemp("tiny")
     LlamaForCausalLM(cfg).save_pretrained(path)
     tok.save_pretrained(path)
@@ -23,8 +30,12 @@ def tiny_model(tmp_path_factory, embedded_path):
 
 
 def test_embedded_path_cli_prints_converted_folder(embedded_path):
-    out = subprocess.run([sys.executable, "-m", "letitcode.models", "path", "embedded"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "letitcode.models", "path", "embedded"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == str(embedded_path)
     assert (embedded_path / "model.safetensors").exists()
     assert (embedded_path / "letitcode_source.json").exists()
@@ -71,6 +82,8 @@ def test_adapter_resolves_its_base(tiny_model, tmp_path):
 
 
 def test_adapter_on_embedded_hub_id_falls_back_offline(tmp_path):
-    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": models.EMBEDDED_HUB_ID}))
+    (tmp_path / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": models.EMBEDDED_HUB_ID})
+    )
     r = models.resolve(str(tmp_path))
     assert r.base.spec == "embedded"

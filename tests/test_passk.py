@@ -13,7 +13,9 @@ def brute_force(n: int, c: int, k: int) -> float:
     return sum(any(samples[i] for i in s) for s in subsets) / len(subsets)
 
 
-@pytest.mark.parametrize("n,c,k", [(n, c, k) for n in range(1, 8) for c in range(n + 1) for k in range(1, n + 1)])
+@pytest.mark.parametrize(
+    "n,c,k", [(n, c, k) for n in range(1, 8) for c in range(n + 1) for k in range(1, n + 1)]
+)
 def test_unbiased_estimator_matches_brute_force(n, c, k):
     assert pass_at_k(n, c, k) == pytest.approx(brute_force(n, c, k), abs=1e-12)
     assert pass_at_k(n, c, k) == pytest.approx(1 - comb(n - c, k) / comb(n, k), abs=1e-12)
@@ -25,13 +27,24 @@ def test_k_larger_than_n_is_an_error():
 
 
 def _recs(task, difficulty, outcomes):
-    return [{"task_id": task, "difficulty": difficulty, "passed": o, "status": "passed" if o else "wrong_answer",
-             "tests_passed": 1 if o else 0, "tests_total": 1} for o in outcomes]
+    return [
+        {
+            "task_id": task,
+            "difficulty": difficulty,
+            "passed": o,
+            "status": "passed" if o else "wrong_answer",
+            "tests_passed": 1 if o else 0,
+            "tests_total": 1,
+        }
+        for o in outcomes
+    ]
 
 
 def test_summary_by_difficulty_and_status():
-    recs = _recs("a", "Easy", [True] * 5) + _recs("b", "Medium", [True, False, False, False, False]) + _recs(
-        "c", "Hard", [False] * 5
+    recs = (
+        _recs("a", "Easy", [True] * 5)
+        + _recs("b", "Medium", [True, False, False, False, False])
+        + _recs("c", "Hard", [False] * 5)
     )
     res = summarize(recs)
     assert res["pass@1"] == pytest.approx((1 + 0.2 + 0) / 3)

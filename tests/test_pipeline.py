@@ -43,7 +43,9 @@ def test_score_humaneval_canonical_and_wrong(tmp_path, humaneval):
     rows = [{"task_id": t, "completion": humaneval[t]["canonical_solution"]} for t in ids]
     rows += [{"task_id": t, "completion": "    return None\n", "extra": 1} for t in ids[:3]]
     samples = _write(tmp_path / "s.jsonl", rows)
-    proc = _run(SCORE + ["--benchmark", "humaneval", "--samples", str(samples), "--output-dir", str(tmp_path / "o")])
+    proc = _run(
+        SCORE + ["--benchmark", "humaneval", "--samples", str(samples), "--output-dir", str(tmp_path / "o")]
+    )
     assert proc.returncode == 0, proc.stderr
     recs = [json.loads(x) for x in (tmp_path / "o" / "samples.jsonl").read_text().splitlines()]
     assert [r["task_id"] for r in recs] == [r["task_id"] for r in rows]
@@ -93,19 +95,31 @@ def test_score_execution_metrics_match_all_on_verdicts_and_skip_reference_metric
 
 def test_score_errors_are_one_line(tmp_path, humaneval):
     out = str(tmp_path / "o")
-    _assert_one_line_error(_run(SCORE + ["--benchmark", "nope", "--samples", "x", "--output-dir", out]), "nope")
     _assert_one_line_error(
-        _run(SCORE + ["--benchmark", "humaneval", "--samples", str(tmp_path / "missing.jsonl"), "--output-dir", out]),
+        _run(SCORE + ["--benchmark", "nope", "--samples", "x", "--output-dir", out]), "nope"
+    )
+    _assert_one_line_error(
+        _run(
+            SCORE
+            + ["--benchmark", "humaneval", "--samples", str(tmp_path / "missing.jsonl"), "--output-dir", out]
+        ),
         "missing.jsonl",
     )
-    bad = _write(tmp_path / "bad.jsonl", [{"task_id": "HumanEval/0", "completion": "    return 1\n"}, "{not json"])
-    _assert_one_line_error(_run(SCORE + ["--benchmark", "humaneval", "--samples", str(bad), "--output-dir", out]), ":2:")
+    bad = _write(
+        tmp_path / "bad.jsonl", [{"task_id": "HumanEval/0", "completion": "    return 1\n"}, "{not json"]
+    )
+    _assert_one_line_error(
+        _run(SCORE + ["--benchmark", "humaneval", "--samples", str(bad), "--output-dir", out]), ":2:"
+    )
     unknown = _write(tmp_path / "unk.jsonl", [{"task_id": "HumanEval/9999", "completion": "x"}])
     _assert_one_line_error(
-        _run(SCORE + ["--benchmark", "humaneval", "--samples", str(unknown), "--output-dir", out]), "HumanEval/9999"
+        _run(SCORE + ["--benchmark", "humaneval", "--samples", str(unknown), "--output-dir", out]),
+        "HumanEval/9999",
     )
     empty = _write(tmp_path / "empty.jsonl", [{"task_id": "HumanEval/0", "completion": ""}])
-    _assert_one_line_error(_run(SCORE + ["--benchmark", "humaneval", "--samples", str(empty), "--output-dir", out]), "empty")
+    _assert_one_line_error(
+        _run(SCORE + ["--benchmark", "humaneval", "--samples", str(empty), "--output-dir", out]), "empty"
+    )
 
 
 def test_chat_prompt_on_model_without_template_is_a_clear_error(tmp_path, embedded_path):
@@ -113,20 +127,49 @@ def test_chat_prompt_on_model_without_template_is_a_clear_error(tmp_path, embedd
 
     tok = AutoTokenizer.from_pretrained(embedded_path)
     tok.chat_template = None
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
     LlamaForCausalLM(cfg).save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
-    proc = _run(RUN + ["--model", str(tmp_path / "m"), "--benchmark", "humaneval", "--limit", "1", "--prompt-style",
-                       "chat", "--output-dir", str(tmp_path / "o")])
+    proc = _run(
+        RUN
+        + [
+            "--model",
+            str(tmp_path / "m"),
+            "--benchmark",
+            "humaneval",
+            "--limit",
+            "1",
+            "--prompt-style",
+            "chat",
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+    )
     _assert_one_line_error(proc, "no chat template", "--prompt-style completion")
 
 
 @pytest.mark.slow
 def test_run_embedded_on_two_leetcode_problems(tmp_path):
     out = tmp_path / "run"
-    cmd = RUN + ["--model", "embedded", "--benchmark", "leetcode", "--limit", "2", "--max-new-tokens", "96",
-                 "--output-dir", str(out)]
+    cmd = RUN + [
+        "--model",
+        "embedded",
+        "--benchmark",
+        "leetcode",
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "96",
+        "--output-dir",
+        str(out),
+    ]
     proc = _run(cmd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]

@@ -24,7 +24,15 @@ def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LETITCODE_CACHE", str(tmp_path / "cache"))
 
 
-def prob(task_id: str, description: str, *, title: str | None = None, source: str = "train", difficulty="Easy", **kw):
+def prob(
+    task_id: str,
+    description: str,
+    *,
+    title: str | None = None,
+    source: str = "train",
+    difficulty="Easy",
+    **kw,
+):
     return Problem(
         task_id=task_id,
         source=source,
@@ -51,7 +59,11 @@ TOPICS = [
     "bit manipulation count ones integer",
 ]
 POOL = [
-    prob(f"train-{i}", f"Problem about {t}. Return the answer for the {t} task.", difficulty=("Easy", "Medium", "Hard")[i % 3])
+    prob(
+        f"train-{i}",
+        f"Problem about {t}. Return the answer for the {t} task.",
+        difficulty=("Easy", "Medium", "Hard")[i % 3],
+    )
     for i, t in enumerate(TOPICS)
 ]
 
@@ -91,7 +103,9 @@ def test_bm25_nearest_and_cache():
     docs = [retrieval.retrieval_text(p) for p in POOL]
     index = retrieval.BM25Index(docs)
     assert not index.cached and index.path.exists()
-    scores = index.scores(["how many ways to climb the stairs with dynamic programming", "merge overlapping intervals"])
+    scores = index.scores(
+        ["how many ways to climb the stairs with dynamic programming", "merge overlapping intervals"]
+    )
     top = retrieval.nearest(scores, 2)
     assert top[0][0] == 5 and top[1][0] == 8
     again = retrieval.BM25Index(docs)
@@ -116,7 +130,9 @@ class FakeBench:
 
 def _pool_loader(pool):
     def load(cfg):
-        return Benchmark("leetcodedataset", list(pool), "fake-train", None, "v0", "train"), {"source": "fake-train"}
+        return Benchmark("leetcodedataset", list(pool), "fake-train", None, "v0", "train"), {
+            "source": "fake-train"
+        }
 
     return load
 
@@ -148,13 +164,17 @@ def test_rag_puts_the_nearest_exemplar_last(monkeypatch):
 
 def test_few_shot_is_the_same_fixed_set_for_every_problem_and_deterministic(monkeypatch):
     monkeypatch.setattr(retrieval, "load_exemplar_pool", _pool_loader(POOL))
-    evaluated = [prob(f"e{i}", f"Evaluation problem {i} about {TOPICS[i]}", source="leetcode") for i in range(3)]
+    evaluated = [
+        prob(f"e{i}", f"Evaluation problem {i} about {TOPICS[i]}", source="leetcode") for i in range(3)
+    ]
     cfg = EvalConfig(benchmark="leetcode", strategy="few_shot", k_shots=3, seed=7)
     chosen, stats = retrieval.exemplars_for(cfg, FakeBench(evaluated), evaluated)
     sets = {tuple(e.task_id for e in ex) for ex in chosen.values()}
     assert len(sets) == 1 and stats["exemplar_ids"] == list(next(iter(sets)))
     again, _ = retrieval.exemplars_for(cfg, FakeBench(evaluated), evaluated)
-    assert {t: [e.task_id for e in ex] for t, ex in again.items()} == {t: [e.task_id for e in ex] for t, ex in chosen.items()}
+    assert {t: [e.task_id for e in ex] for t, ex in again.items()} == {
+        t: [e.task_id for e in ex] for t, ex in chosen.items()
+    }
     assert stats["selection"] == "fixed" and stats["excluded_overlap"] == 0
 
 
@@ -165,7 +185,11 @@ def test_ineligible_candidates_and_too_few_exemplars(monkeypatch):
         prob("ok", "fine problem"),
     ]
     usable, why = retrieval.eligible(pool)
-    assert [p.task_id for p in usable] == ["ok"] and why == {"no_reference": 1, "too_long": 1, "no_reasoning": 0}
+    assert [p.task_id for p in usable] == ["ok"] and why == {
+        "no_reference": 1,
+        "too_long": 1,
+        "no_reasoning": 0,
+    }
     monkeypatch.setattr(retrieval, "load_exemplar_pool", _pool_loader(pool))
     cfg = EvalConfig(benchmark="leetcode", strategy="few_shot", k_shots=2)
     with pytest.raises(UserError, match="only 1 usable exemplars"):
@@ -178,8 +202,16 @@ def test_parse_exemplar_spec():
     assert retrieval.parse_exemplar_spec(None, "leetcode") == ("leetcodedataset", None, "train")
     assert retrieval.parse_exemplar_spec(None, "humaneval") == ("mbpp", None, "train")
     assert retrieval.parse_exemplar_spec("humaneval", "leetcode") == ("humaneval", None, None)
-    assert retrieval.parse_exemplar_spec("mbpp:/d/mbpp.jsonl", "humaneval") == ("mbpp", "/d/mbpp.jsonl", "train")
-    assert retrieval.parse_exemplar_spec("/d/train.jsonl.gz", "leetcode") == ("leetcodedataset", "/d/train.jsonl.gz", "train")
+    assert retrieval.parse_exemplar_spec("mbpp:/d/mbpp.jsonl", "humaneval") == (
+        "mbpp",
+        "/d/mbpp.jsonl",
+        "train",
+    )
+    assert retrieval.parse_exemplar_spec("/d/train.jsonl.gz", "leetcode") == (
+        "leetcodedataset",
+        "/d/train.jsonl.gz",
+        "train",
+    )
 
 
 def test_offline_default_source_names_the_option_to_pass():
@@ -202,7 +234,9 @@ def test_embedded_humaneval_works_as_an_offline_exemplar_source():
 @pytest.fixture
 def lcd_train():
     if not LCD_TRAIN.exists():
-        pytest.skip("shared LeetCodeDataset not found at ../shared/data (it ships with CI, not with the repo)")
+        pytest.skip(
+            "shared LeetCodeDataset not found at ../shared/data (it ships with CI, not with the repo)"
+        )
     return LCD_TRAIN
 
 
@@ -211,7 +245,9 @@ def test_leetcodedataset_train_excludes_the_embedded_leetcode_set(lcd_train):
 
     bench = load_benchmark("leetcode")
     some = bench.problems[:40]
-    cfg = EvalConfig(benchmark="leetcode", strategy="rag", k_shots=3, exemplar_dataset=f"leetcodedataset:{lcd_train}")
+    cfg = EvalConfig(
+        benchmark="leetcode", strategy="rag", k_shots=3, exemplar_dataset=f"leetcodedataset:{lcd_train}"
+    )
     chosen, stats = retrieval.exemplars_for(cfg, bench, some)
     evaluated_slugs = {p.slug for p in bench.problems}
     assert stats["excluded_overlap"] > 500  # the two sources share most classic problems
@@ -224,8 +260,12 @@ def test_cot_few_shot_exemplars_carry_worked_reasoning(lcd_train):
     from letitcode.data.benchmarks import load_benchmark
     from letitcode.prompts import exemplar_reasoning
 
-    bench = load_benchmark("leetcodedataset", dataset=str(lcd_train.parent / "LeetCodeDataset-v0.3.1-test.jsonl.gz"))
-    cfg = EvalConfig(benchmark="leetcodedataset", strategy="cot_few_shot", k_shots=2, dataset=str(lcd_train.parent))
+    bench = load_benchmark(
+        "leetcodedataset", dataset=str(lcd_train.parent / "LeetCodeDataset-v0.3.1-test.jsonl.gz")
+    )
+    cfg = EvalConfig(
+        benchmark="leetcodedataset", strategy="cot_few_shot", k_shots=2, dataset=str(lcd_train.parent)
+    )
     chosen, stats = retrieval.exemplars_for(cfg, bench, bench.problems[:2])
     for ex in chosen.values():
         assert all(exemplar_reasoning(e) for e in ex)
@@ -237,7 +277,9 @@ def test_dense_retrieval_with_the_embedded_encoder_loads_offline():
     docs = [retrieval.retrieval_text(p) for p in POOL]
     index = retrieval.DenseIndex(docs)
     assert not index.cached
-    scores = index.scores(["climbing a staircase: in how many distinct ways?", "turn a square matrix by 90 degrees"])
+    scores = index.scores(
+        ["climbing a staircase: in how many distinct ways?", "turn a square matrix by 90 degrees"]
+    )
     assert retrieval.nearest(scores, 1) == [[5], [6]]
     assert abs(float(scores.max())) <= 1.0 + 1e-5  # cosine
     assert retrieval.DenseIndex(docs).cached

@@ -34,15 +34,23 @@ PRESETS = sorted(p.stem for p in PLANS_DIR.glob("*.yaml"))
 
 
 def _problem(task_id: str, description: str, date: str | None = None) -> Problem:
-    return Problem(task_id=task_id, source="t", title=task_id, description=description, entry_point="f",
-                   release_date=date)
+    return Problem(
+        task_id=task_id,
+        source="t",
+        title=task_id,
+        description=description,
+        entry_point="f",
+        release_date=date,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ plans
 
 
 def test_every_preset_exists_and_validates(tmp_path: Path) -> None:
-    assert {"micro", "embedded-cpu", "gemma-7b", "llama-3.1-8b-instruct", "phi-3-mini-4k-instruct"} <= set(PRESETS)
+    assert {"micro", "embedded-cpu", "gemma-7b", "llama-3.1-8b-instruct", "phi-3-mini-4k-instruct"} <= set(
+        PRESETS
+    )
     for name in PRESETS:
         plan = load_plan(name, data_dir=tmp_path)
         assert plan.name == name
@@ -56,7 +64,9 @@ def test_every_preset_exists_and_validates(tmp_path: Path) -> None:
     for gpu in ("gemma-7b", "llama-3.1-8b-instruct", "phi-3-mini-4k-instruct"):
         model = load_plan(gpu).model
         repo, _, rev = model.partition("@")
-        assert "/" in repo and len(rev) == 40, f"{gpu}: the model must be a Hub id pinned to a commit, got {model}"
+        assert "/" in repo and len(rev) == 40, (
+            f"{gpu}: the model must be a Hub id pinned to a commit, got {model}"
+        )
 
 
 def test_plan_overrides_and_errors(tmp_path: Path) -> None:
@@ -68,8 +78,11 @@ def test_plan_overrides_and_errors(tmp_path: Path) -> None:
     bad.write_text((PLANS_DIR / "micro.yaml").read_text().replace("max_new_tokens: 48", "max_new_tokenz: 48"))
     with pytest.raises(UserError, match="max_new_tokenz"):
         load_plan(str(bad))
-    bad.write_text((PLANS_DIR / "micro.yaml").read_text().replace("four: [zero_shot, few_shot, lora, qlora]",
-                                                                  "four: [zero_shot, few_shot, lora, nope]"))
+    bad.write_text(
+        (PLANS_DIR / "micro.yaml")
+        .read_text()
+        .replace("four: [zero_shot, few_shot, lora, qlora]", "four: [zero_shot, few_shot, lora, nope]")
+    )
     with pytest.raises(UserError, match="comparisons.four names arm 'nope'"):
         load_plan(str(bad))
     with pytest.raises(UserError, match="unknown preset 'nope'"):
@@ -92,7 +105,9 @@ def test_13_gram_overlap_counts_shared_word_sequences() -> None:
     train = "Given an integer array nums return the number of good pairs in the array where i is less than j today"
     corpus = word_ngrams(train)
     # the same 13 consecutive words (case and punctuation ignored) -> overlap; 12 of them -> none
-    hit = _problem("a", "Intro. GIVEN an integer array nums, return the number of good pairs in the array! More.")
+    hit = _problem(
+        "a", "Intro. GIVEN an integer array nums, return the number of good pairs in the array! More."
+    )
     twelve = "given an integer array nums return the number of good pairs in"
     assert len(twelve.split()) == 12
     miss = _problem("b", f"{twelve} a list")
@@ -145,10 +160,19 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from letitcode.models import embedded_path
 
     tok = AutoTokenizer.from_pretrained(embedded_path())
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(cfg).save_pretrained(path)
@@ -158,8 +182,17 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _study(out: Path, model: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "experiments/study.py", "--preset", "micro", "--output-dir", str(out), "--model", str(model),
-           *extra]
+    cmd = [
+        sys.executable,
+        "experiments/study.py",
+        "--preset",
+        "micro",
+        "--output-dir",
+        str(out),
+        "--model",
+        str(model),
+        *extra,
+    ]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
 
 
@@ -189,7 +222,9 @@ def test_micro_study_produces_every_section_and_plot(micro_study: Path) -> None:
     for bench in study.benches:
         ids = {tuple(sorted(r["task_id"] for r in study.run(a, bench).records)) for a in arms}
         assert len(ids) == 1, bench
-    assert {"leetcodedataset_v031", "humaneval", "mbpp", "sft_train_subset", "sft_validation"} <= set(study.benches)
+    assert {"leetcodedataset_v031", "humaneval", "mbpp", "sft_train_subset", "sft_validation"} <= set(
+        study.benches
+    )
     # a contamination note beside the scores of every benchmark, with the share and the temporal verdict
     note = "of the evaluated problems share a 13-gram with the SFT data"
     for bench in study.benches:
@@ -209,7 +244,10 @@ def test_micro_study_produces_every_section_and_plot(micro_study: Path) -> None:
     for arm in ("lora", "qlora", "dora", "full"):
         assert any("eval_loss" in e for e in study.training[arm]["log_history"]), arm
     # ethics numbers come from the runs
-    assert f"All {sum(sum((r.results.get('status_counts') or {}).values()) for r in study.runs.values())} generated programs" in text
+    assert (
+        f"All {sum(sum((r.results.get('status_counts') or {}).values()) for r in study.runs.values())} generated programs"
+        in text
+    )
     # every run is a config of the merged result dataset (probes excepted), which the leaderboard reads
     from letitcode.results.dataset import load_summaries
 
@@ -218,12 +256,16 @@ def test_micro_study_produces_every_section_and_plot(micro_study: Path) -> None:
 
 
 @pytest.mark.slow
-def test_micro_study_resumes_and_report_fails_on_missing_result(micro_study: Path, tiny_model: Path, tmp_path: Path) -> None:
+def test_micro_study_resumes_and_report_fails_on_missing_result(
+    micro_study: Path, tiny_model: Path, tmp_path: Path
+) -> None:
     # a rerun skips every finished unit
     proc = _study(micro_study, tiny_model)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sum("train " in ln and "already done, skipped" in ln for ln in proc.stdout.splitlines()) == 4
-    assert proc.stdout.count("every benchmark already done, skipped") == 5  # the base model's arms + 4 fine-tuned
+    assert (
+        proc.stdout.count("every benchmark already done, skipped") == 5
+    )  # the base model's arms + 4 fine-tuned
     assert ": pass@1 " not in proc.stdout  # nothing was generated or scored again
 
     copy = tmp_path / "study"
@@ -235,9 +277,19 @@ def test_micro_study_resumes_and_report_fails_on_missing_result(micro_study: Pat
     # the same from the command line: one line on stderr, exit status 2, no report with holes
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     (copy / "report.md").unlink()
-    proc = subprocess.run([sys.executable, "experiments/study.py", "--output-dir", str(copy), "--report-only"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "missing result" in proc.stderr and "qlora/humaneval/results.json" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "experiments/study.py", "--output-dir", str(copy), "--report-only"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        proc.returncode == 2
+        and "missing result" in proc.stderr
+        and "qlora/humaneval/results.json" in proc.stderr
+    )
     assert not (copy / "report.md").exists()
     state = next((copy / "train").glob("*-dora")) / "trainer_state.json"
     shutil.copy(micro_study / "runs" / "qlora" / "humaneval" / "results.json", missing)

@@ -42,7 +42,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "evaluate/push.py",
         "publish finished runs to the Hub or a local board",
     ),
-    "study": ("letitcode.study.runner", "experiments/study.py", "run the whole study from a plan, with its report"),
+    "study": (
+        "letitcode.study.runner",
+        "experiments/study.py",
+        "run the whole study from a plan, with its report",
+    ),
     "leaderboard": (
         "letitcode.leaderboard_app",
         "leaderboard/app.py",

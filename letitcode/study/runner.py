@@ -61,7 +61,13 @@ NGRAM = 13  # contamination n-gram length (word tokens), as in GPT-3's and Llama
 ROLES = ("heldout", "extra")  # heldout: a LeetCode benchmark every approach is compared on
 SFT_TRAIN = "sft_train_subset"  # benchmark labels the study derives from the SFT split (overfitting evidence)
 SFT_VALIDATION = "sft_validation"
-TRAIN_METHODS = ("lora", "qlora", "dora", "full", "ia3")  # as letitcode.training.trainer.METHODS (not imported: TRL)
+TRAIN_METHODS = (
+    "lora",
+    "qlora",
+    "dora",
+    "full",
+    "ia3",
+)  # as letitcode.training.trainer.METHODS (not imported: TRL)
 
 
 # ------------------------------------------------------------------------------------------------ the plan
@@ -109,7 +115,9 @@ class ArmSpec:
 class SFTSpec:
     dataset: str | None = None  # local file or Hub id[@revision]; --dataset overrides
     revision: str | None = None
-    cutoff_date: str | None = None  # latest problem date in the SFT data: later eval problems = temporal split
+    cutoff_date: str | None = (
+        None  # latest problem date in the SFT data: later eval problems = temporal split
+    )
     cutoff_source: str | None = None  # where that date comes from
     license: str | None = None
     val_fraction: float = 0.1
@@ -156,7 +164,9 @@ class StudyPlan:
     max_new_tokens: int = 256
     seed: int = 0
     backend: str = "local"
-    backend_options: dict[str, Any] = field(default_factory=dict)  # extra local-backend options, e.g. {mode: static}
+    backend_options: dict[str, Any] = field(
+        default_factory=dict
+    )  # extra local-backend options, e.g. {mode: static}
     # Where each unit runs (letitcode/devices.py): auto = one GPU when there is one. Every training and evaluation
     # subprocess is pinned to that one GPU (CUDA_VISIBLE_DEVICES), never spread over all of them; only arms with
     # an accelerate_config (multi-GPU DDP/ZeRO-3/FSDP) see every GPU.
@@ -188,7 +198,9 @@ class StudyPlan:
         for a in self.arms:
             if a.name == name:
                 return a
-        raise UserError(f"plan {self.name!r} has no arm {name!r}; arms: {', '.join(a.name for a in self.arms)}")
+        raise UserError(
+            f"plan {self.name!r} has no arm {name!r}; arms: {', '.join(a.name for a in self.arms)}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -198,7 +210,8 @@ class StudyPlan:
         d = dict(d)
         d["benchmarks"] = [BenchmarkSpec(**b) for b in d.get("benchmarks", [])]
         d["arms"] = [
-            ArmSpec(**{**a, "train": TrainSpec(**a["train"]) if a.get("train") else None}) for a in d.get("arms", [])
+            ArmSpec(**{**a, "train": TrainSpec(**a["train"]) if a.get("train") else None})
+            for a in d.get("arms", [])
         ]
         d["sft"] = SFTSpec(**d.get("sft", {}))
         d["comparisons"] = Comparisons(**d.get("comparisons", {}))
@@ -226,7 +239,9 @@ def _check_keys(d: Any, cls: type, where: str, *, drop: Sequence[str] = ()) -> d
         raise UserError(f"{where}: expected a mapping, got {type(d).__name__}")
     unknown = sorted(set(d) - _fields(cls) - set(drop))
     if unknown:
-        raise UserError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(sorted(_fields(cls) - set(drop)))}")
+        raise UserError(
+            f"{where}: unknown key(s) {unknown}; allowed: {', '.join(sorted(_fields(cls) - set(drop)))}"
+        )
     return dict(d)
 
 
@@ -240,7 +255,9 @@ def plan_file(preset_or_path: str) -> Path:
     path = PLANS_DIR / f"{preset_or_path}.yaml"
     if not path.exists():
         presets = sorted(q.stem for q in PLANS_DIR.glob("*.yaml"))
-        raise UserError(f"unknown preset {preset_or_path!r}; presets: {', '.join(presets)} (or pass --plan FILE)")
+        raise UserError(
+            f"unknown preset {preset_or_path!r}; presets: {', '.join(presets)} (or pass --plan FILE)"
+        )
     return path
 
 
@@ -323,31 +340,51 @@ def validate(plan: StudyPlan) -> None:
         raise UserError(f"{where}: benchmark names must be unique, got {names}")
     for b in plan.benchmarks:
         if b.benchmark not in BENCHMARKS:
-            raise UserError(f"{where}: benchmark {b.name!r}: unknown benchmark {b.benchmark!r}; one of {', '.join(BENCHMARKS)}")
+            raise UserError(
+                f"{where}: benchmark {b.name!r}: unknown benchmark {b.benchmark!r}; one of {', '.join(BENCHMARKS)}"
+            )
         if b.role not in ROLES:
             raise UserError(f"{where}: benchmark {b.name!r}: role must be one of {', '.join(ROLES)}")
         if b.name in (SFT_TRAIN, SFT_VALIDATION):
-            raise UserError(f"{where}: benchmark name {b.name!r} is reserved for the SFT split the study derives")
+            raise UserError(
+                f"{where}: benchmark name {b.name!r} is reserved for the SFT split the study derives"
+            )
         if b.role == "heldout" and b.benchmark not in ("leetcode", "leetcodedataset"):
-            raise UserError(f"{where}: heldout benchmark {b.name!r} must be a LeetCode benchmark (leetcode, leetcodedataset)")
+            raise UserError(
+                f"{where}: heldout benchmark {b.name!r} must be a LeetCode benchmark (leetcode, leetcodedataset)"
+            )
     if not any(b.role == "heldout" for b in plan.benchmarks):
-        raise UserError(f"{where}: no benchmark has role: heldout (the LeetCode problems every approach is compared on)")
+        raise UserError(
+            f"{where}: no benchmark has role: heldout (the LeetCode problems every approach is compared on)"
+        )
     arm_names = [a.name for a in plan.arms]
     if len(set(arm_names)) != len(arm_names):
         raise UserError(f"{where}: arm names must be unique")
     for a in plan.arms:
         if a.train and a.train.method not in TRAIN_METHODS:
-            raise UserError(f"{where}: arms.{a.name}.train.method {a.train.method!r} is not one of {', '.join(TRAIN_METHODS)}")
+            raise UserError(
+                f"{where}: arms.{a.name}.train.method {a.train.method!r} is not one of {', '.join(TRAIN_METHODS)}"
+            )
         if a.train and a.strategy != "zero_shot":
             # a fine-tuned model is evaluated on the prompt it was trained on (prompts.sft_example)
-            raise UserError(f"{where}: arms.{a.name}: a fine-tuning arm is evaluated zero-shot (the SFT prompt)")
+            raise UserError(
+                f"{where}: arms.{a.name}: a fine-tuning arm is evaluated zero-shot (the SFT prompt)"
+            )
     c = plan.comparisons
-    refs = {"icl": c.icl, "finetune": c.finetune, "four": c.four, "full_vs_peft": c.full_vs_peft,
-            "rag": [c.rag], "rag_baselines": c.rag_baselines}
+    refs = {
+        "icl": c.icl,
+        "finetune": c.finetune,
+        "four": c.four,
+        "full_vs_peft": c.full_vs_peft,
+        "rag": [c.rag],
+        "rag_baselines": c.rag_baselines,
+    }
     for key, arms in refs.items():
         for name in arms:
             if name not in arm_names:
-                raise UserError(f"{where}: comparisons.{key} names arm {name!r}, which the plan does not define")
+                raise UserError(
+                    f"{where}: comparisons.{key} names arm {name!r}, which the plan does not define"
+                )
     for key, minimum in (("icl", 2), ("finetune", 2), ("four", 2), ("full_vs_peft", 3), ("rag_baselines", 1)):
         if len(refs[key]) < minimum:
             raise UserError(f"{where}: comparisons.{key} needs at least {minimum} arms")
@@ -356,8 +393,14 @@ def validate(plan: StudyPlan) -> None:
     if any(not plan.arm(n).train for n in c.finetune):
         raise UserError(f"{where}: comparisons.finetune must name fine-tuning arms only")
     fvp = [plan.arm(n) for n in c.full_vs_peft]
-    if not fvp[0].train or fvp[0].train.method != "full" or any(not a.train or a.train.method == "full" for a in fvp[1:]):
-        raise UserError(f"{where}: comparisons.full_vs_peft must name the full fine-tuning arm first, then PEFT arms")
+    if (
+        not fvp[0].train
+        or fvp[0].train.method != "full"
+        or any(not a.train or a.train.method == "full" for a in fvp[1:])
+    ):
+        raise UserError(
+            f"{where}: comparisons.full_vs_peft must name the full fine-tuning arm first, then PEFT arms"
+        )
     if any(a.train for a in plan.arms) and not plan.sft.dataset:
         raise UserError(
             f"{where}: fine-tuning arms need SFT data: pass --dataset PATH_OR_HUB_ID "
@@ -398,7 +441,10 @@ def _done(folder: Path, fp: str) -> bool:
 
 
 def _mark_done(folder: Path, fp: str, **extra: Any) -> None:
-    write_json(folder / DONE, {"fingerprint": fp, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra})
+    write_json(
+        folder / DONE,
+        {"fingerprint": fp, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra},
+    )
 
 
 def _fmt_s(s: float) -> str:
@@ -421,21 +467,35 @@ def word_ngrams(text: str, n: int = NGRAM) -> set[str]:
 def ngram_overlap(problems: Sequence[Any], corpus: set[str], n: int = NGRAM) -> dict[str, Any]:
     """How many problems' descriptions share at least one word n-gram with `corpus` (a set of n-grams)."""
     hits = [p.task_id for p in problems if word_ngrams(p.description or p.prompt, n) & corpus]
-    return {"n_problems": len(problems), "n_overlap": len(hits), "share": len(hits) / len(problems) if problems else None,
-            "task_ids": hits}
+    return {
+        "n_problems": len(problems),
+        "n_overlap": len(hits),
+        "share": len(hits) / len(problems) if problems else None,
+        "task_ids": hits,
+    }
 
 
 def temporal_status(problems: Sequence[Any], cutoff: str | None) -> dict[str, Any]:
     """Whether every evaluated problem was released after the SFT data's cutoff date."""
     dates = sorted(str(p.release_date) for p in problems if p.release_date)
-    out: dict[str, Any] = {"cutoff": cutoff, "min_date": dates[0] if dates else None, "max_date": dates[-1] if dates else None,
-                           "n_dated": len(dates), "n_problems": len(problems)}
+    out: dict[str, Any] = {
+        "cutoff": cutoff,
+        "min_date": dates[0] if dates else None,
+        "max_date": dates[-1] if dates else None,
+        "n_dated": len(dates),
+        "n_problems": len(problems),
+    }
     if len(dates) < len(problems):
-        out.update(temporal=False, reason="problems carry no release dates" if not dates else "some problems are undated")
+        out.update(
+            temporal=False,
+            reason="problems carry no release dates" if not dates else "some problems are undated",
+        )
     elif not cutoff:
         out.update(temporal=False, reason="the plan gives no SFT cutoff date")
     elif dates[0] > cutoff:
-        out.update(temporal=True, reason=f"all problems dated {dates[0]}..{dates[-1]}, after the SFT cutoff {cutoff}")
+        out.update(
+            temporal=True, reason=f"all problems dated {dates[0]}..{dates[-1]}, after the SFT cutoff {cutoff}"
+        )
     else:
         out.update(temporal=False, reason=f"earliest problem {dates[0]} is not after the SFT cutoff {cutoff}")
     return out
@@ -491,9 +551,16 @@ def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
     """Task ids per benchmark, the decontaminated SFT pool and its split, contamination; cached in prepare.json."""
     from letitcode.pipeline import EvalConfig, select_problems
 
-    fp = fingerprint({"benchmarks": [dataclasses.asdict(b) for b in plan.benchmarks], "sft": dataclasses.asdict(plan.sft),
-                      "overfitting": dataclasses.asdict(plan.overfitting), "seed": plan.seed, "model": plan.model,
-                      "train": any(a.train for a in plan.arms)})
+    fp = fingerprint(
+        {
+            "benchmarks": [dataclasses.asdict(b) for b in plan.benchmarks],
+            "sft": dataclasses.asdict(plan.sft),
+            "overfitting": dataclasses.asdict(plan.overfitting),
+            "seed": plan.seed,
+            "model": plan.model,
+            "train": any(a.train for a in plan.arms),
+        }
+    )
     cached = out / "prepare.json"
     if _done(out / "data", fp) and cached.exists():
         return json.loads(cached.read_text())
@@ -511,13 +578,20 @@ def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
             if b.optional or b.fallback:
                 skipped[b.name] = f"data not found: {b.dataset}"
                 continue
-            raise UserError(f"benchmark {b.name!r} needs {b.dataset}, which does not exist: {_data_advice(plan)}")
+            raise UserError(
+                f"benchmark {b.name!r} needs {b.dataset}, which does not exist: {_data_advice(plan)}"
+            )
         bench = _load_bench(b)
         cfg = EvalConfig(benchmark=b.benchmark, limit=b.limit, seed=plan.seed)
         chosen = select_problems(bench.problems, cfg)
         problems_by_bench[b.name] = chosen
-        benches[b.name] = {"spec": dataclasses.asdict(b), "task_ids": [p.task_id for p in chosen],
-                           "manifest": bench.manifest(), "dataset": b.dataset, "split": b.split}
+        benches[b.name] = {
+            "spec": dataclasses.asdict(b),
+            "task_ids": [p.task_id for p in chosen],
+            "manifest": bench.manifest(),
+            "dataset": b.dataset,
+            "split": b.split,
+        }
         have_heldout = have_heldout or b.role == "heldout"
     if not have_heldout:
         raise UserError(f"no heldout LeetCode benchmark is available: {_data_advice(plan)}")
@@ -536,7 +610,9 @@ def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
 
         _log(f"prepare: SFT data {plan.sft.dataset}")
         style = _chat_style(plan.model)
-        everything = build_sft_data(plan.sft.dataset, revision=plan.sft.revision, val_fraction=0.0, style=style)  # type: ignore[arg-type]
+        everything = build_sft_data(
+            plan.sft.dataset, revision=plan.sft.revision, val_fraction=0.0, style=style
+        )  # type: ignore[arg-type]
         deco = Decontaminator(p for ps in problems_by_bench.values() for p in ps)
         removed: dict[str, int] = {}
         kept = []
@@ -582,13 +658,25 @@ def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
                 from letitcode.records import write_jsonl
 
                 write_jsonl(path, usable)
-                spec = BenchmarkSpec(name=label, benchmark="leetcodedataset", dataset=str(path), split=None,
-                                     limit=plan.overfitting.limit, role="extra", exemplar_dataset="{sft_pool}")
+                spec = BenchmarkSpec(
+                    name=label,
+                    benchmark="leetcodedataset",
+                    dataset=str(path),
+                    split=None,
+                    limit=plan.overfitting.limit,
+                    role="extra",
+                    exemplar_dataset="{sft_pool}",
+                )
                 bench = _load_bench(spec)
                 chosen = select_problems(bench.problems, EvalConfig(limit=spec.limit, seed=plan.seed))
                 problems_by_bench[label] = chosen
-                benches[label] = {"spec": dataclasses.asdict(spec), "task_ids": [p.task_id for p in chosen],
-                                  "manifest": bench.manifest(), "dataset": str(path), "split": None}
+                benches[label] = {
+                    "spec": dataclasses.asdict(spec),
+                    "task_ids": [p.task_id for p in chosen],
+                    "manifest": bench.manifest(),
+                    "dataset": str(path),
+                    "split": None,
+                }
         else:
             for label in (SFT_TRAIN, SFT_VALIDATION):
                 skipped[label] = (
@@ -628,8 +716,11 @@ def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
     }
     write_json(cached, prep)
     _mark_done(data_dir, fp)
-    _log(f"prepare: done in {_fmt_s(prep['seconds'])}; benchmarks: " + ", ".join(
-        f"{k} ({len(v['task_ids'])})" for k, v in benches.items()) + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
+    _log(
+        f"prepare: done in {_fmt_s(prep['seconds'])}; benchmarks: "
+        + ", ".join(f"{k} ({len(v['task_ids'])})" for k, v in benches.items())
+        + (f"; skipped: {', '.join(skipped)}" if skipped else "")
+    )
     return prep
 
 
@@ -692,7 +783,11 @@ def train_command(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: P
         **arm.train.args,
     }
     accel = arm.train.accelerate_config or sft.accelerate_config
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accel] if accel else [sys.executable]
+    launcher = (
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accel]
+        if accel
+        else [sys.executable]
+    )
     return [*launcher, str(TRAIN_SCRIPT), *_cli_args(args)]
 
 
@@ -752,7 +847,9 @@ def eval_config(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, bench: s
         output_dir=str(run_dir(out, arm.name, bench)),
         approach=arm.name,
         progress=True,
-        extra_manifest={"study": {"plan": plan.name, "arm": arm.name, "benchmark_label": bench, "kind": arm.kind}},
+        extra_manifest={
+            "study": {"plan": plan.name, "arm": arm.name, "benchmark_label": bench, "kind": arm.kind}
+        },
     )
 
 
@@ -846,7 +943,9 @@ def _run_child(
 
 
 def _tail(path: Path, n: int = 5) -> str:
-    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()] if path.exists() else []
+    lines = (
+        [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()] if path.exists() else []
+    )
     return " | ".join(lines[-n:])
 
 
@@ -871,7 +970,9 @@ def run_training(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: Pa
     got = (counts.get("train"), counts.get("validation"))
     if got != want:
         # the overfitting probes assume the study's split is sft/train.py's split
-        raise UserError(f"arm {arm.name!r}: sft/train.py split the data {got} (train, validation) but the study expected {want}")
+        raise UserError(
+            f"arm {arm.name!r}: sft/train.py split the data {got} (train, validation) but the study expected {want}"
+        )
     if merged(plan, arm):
         link = merged_dir(out, arm, plan.model)
         if not (folder / "merged" / "config.json").exists():
@@ -884,7 +985,9 @@ def run_training(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: Pa
 
 
 def pending_benchmarks(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: Path) -> list[str]:
-    return [b for b in prep["order"] if not _done(run_dir(out, arm.name, b), _eval_fp(plan, prep, arm, b, out))]
+    return [
+        b for b in prep["order"] if not _done(run_dir(out, arm.name, b), _eval_fp(plan, prep, arm, b, out))
+    ]
 
 
 def eval_groups(plan: StudyPlan, out: Path) -> list[list[ArmSpec]]:
@@ -896,7 +999,9 @@ def eval_groups(plan: StudyPlan, out: Path) -> list[list[ArmSpec]]:
     return list(groups.values())
 
 
-def run_arm_evals(plan: StudyPlan, prep: Mapping[str, Any], arms: Sequence[ArmSpec], out: Path, timings: Timings) -> None:
+def run_arm_evals(
+    plan: StudyPlan, prep: Mapping[str, Any], arms: Sequence[ArmSpec], out: Path, timings: Timings
+) -> None:
     todo = {a.name: pending_benchmarks(plan, prep, a, out) for a in arms}
     names = [n for n, p in todo.items() if p]
     label = "+".join(a.name for a in arms)
@@ -905,7 +1010,16 @@ def run_arm_evals(plan: StudyPlan, prep: Mapping[str, Any], arms: Sequence[ArmSp
         return
     _log("evaluate " + "; ".join(f"{n}: {', '.join(todo[n])}" for n in names))
     device, pin = unit_device(plan)
-    cmd = [sys.executable, "-m", "letitcode.study.runner", "eval-arms", "--output-dir", str(out), "--device", device]
+    cmd = [
+        sys.executable,
+        "-m",
+        "letitcode.study.runner",
+        "eval-arms",
+        "--output-dir",
+        str(out),
+        "--device",
+        device,
+    ]
     for n in names:
         cmd += ["--arm", n]
     log = out / "runs" / f"{label}.log"
@@ -937,11 +1051,23 @@ def eval_arms_child(out: Path, arm_names: Sequence[str], device: str | None = No
         for arm in arms:
             pending = pending_benchmarks(plan, prep, arm, out)
             if pending:
-                backend, served = _eval_arm(plan, prep, arm, pending, out, backend, served, stack, make_backend, run_eval)
+                backend, served = _eval_arm(
+                    plan, prep, arm, pending, out, backend, served, stack, make_backend, run_eval
+                )
 
 
-def _eval_arm(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, pending: Sequence[str], out: Path,
-              backend: Any, served: Any, stack: contextlib.ExitStack, make_backend: Any, run_eval: Any) -> tuple[Any, Any]:
+def _eval_arm(
+    plan: StudyPlan,
+    prep: Mapping[str, Any],
+    arm: ArmSpec,
+    pending: Sequence[str],
+    out: Path,
+    backend: Any,
+    served: Any,
+    stack: contextlib.ExitStack,
+    make_backend: Any,
+    run_eval: Any,
+) -> tuple[Any, Any]:
     _reset_peak_memory()
     if plan.serve:
         if served is None:  # one server per model: every arm and benchmark of this unit goes through it
@@ -952,20 +1078,37 @@ def _eval_arm(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, pending: S
             served = stack.enter_context(serve_for_eval(first))
         backend = served[1]
     elif backend is None and plan.backend == "local":
-        backend = make_backend("local", _eval_model(plan, arm, out), batch_size=plan.batch_size, dtype=plan.dtype,
-                               device=plan.device, attn_implementation=plan.attn_implementation,
-                               quantization=plan.quantization, **plan.backend_options)
+        backend = make_backend(
+            "local",
+            _eval_model(plan, arm, out),
+            batch_size=plan.batch_size,
+            dtype=plan.dtype,
+            device=plan.device,
+            attn_implementation=plan.attn_implementation,
+            quantization=plan.quantization,
+            **plan.backend_options,
+        )
     for bench in pending:
         cfg = eval_config(plan, prep, arm, bench, out)
         if served is not None:
             s_cfg = served[0]
-            cfg = dataclasses.replace(cfg, backend="openai", endpoint=s_cfg.endpoint, model=s_cfg.model, serve=None,
-                                      prompt_style=s_cfg.prompt_style,
-                                      extra_manifest={**cfg.extra_manifest,
-                                                      "server": s_cfg.extra_manifest.get("server"),
-                                                      "served_model": s_cfg.extra_manifest.get("served_model")})
+            cfg = dataclasses.replace(
+                cfg,
+                backend="openai",
+                endpoint=s_cfg.endpoint,
+                model=s_cfg.model,
+                serve=None,
+                prompt_style=s_cfg.prompt_style,
+                extra_manifest={
+                    **cfg.extra_manifest,
+                    "server": s_cfg.extra_manifest.get("server"),
+                    "served_model": s_cfg.extra_manifest.get("served_model"),
+                },
+            )
         t0 = time.perf_counter()
-        _log(f"{arm.name} / {bench}: {len(cfg.task_ids)} problems, {cfg.strategy}, max_new_tokens {cfg.max_new_tokens}")
+        _log(
+            f"{arm.name} / {bench}: {len(cfg.task_ids)} problems, {cfg.strategy}, max_new_tokens {cfg.max_new_tokens}"
+        )
         results = run_eval(cfg, backend=backend)
         seconds = time.perf_counter() - t0
         _mark_done(Path(cfg.output_dir), _eval_fp(plan, prep, arm, bench, out), seconds=round(seconds, 2))
@@ -1013,8 +1156,12 @@ def _peak_memory(device: str = "auto") -> dict[str, Any]:
     mem: dict[str, Any] = {"peak_rss_gib": round(rss_kib / 2**20, 3)}
     dev = devices.resolve_device(device)
     info = devices.device_info(dev)
-    mem.update(device=info["name"] if devices.is_cuda(dev) else "cpu", device_index=dev,
-               gpu_total_gib=info.get("total_memory_gib"), gpu_peak_gib=devices.peak_gpu_gib(dev))
+    mem.update(
+        device=info["name"] if devices.is_cuda(dev) else "cpu",
+        device_index=dev,
+        gpu_total_gib=info.get("total_memory_gib"),
+        gpu_peak_gib=devices.peak_gpu_gib(dev),
+    )
     return mem
 
 
@@ -1051,7 +1198,9 @@ def run_study(plan: StudyPlan, out: str | Path, *, report: bool = True) -> Path:
     prep = prepare(plan, out)
     timings.add("prepare", time.perf_counter() - t0)
     ft = [a for a in plan.arms if a.train]
-    units: list[tuple[str, list[ArmSpec]]] = [("train", [a]) for a in ft] + [("evaluate", g) for g in eval_groups(plan, out)]
+    units: list[tuple[str, list[ArmSpec]]] = [("train", [a]) for a in ft] + [
+        ("evaluate", g) for g in eval_groups(plan, out)
+    ]
     for i, (kind, arms) in enumerate(units, 1):
         elapsed = time.perf_counter() - t_start
         _log(f"unit {i}/{len(units)}: {kind} {'+'.join(a.name for a in arms)} (elapsed {_fmt_s(elapsed)})")
@@ -1083,13 +1232,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the LetItCode study (ICL, SFT, RAG; every approach on the same problems) and write its report.",
     )
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--preset", default=None, help="a plan in experiments/plans/ (micro, embedded-cpu, gemma-7b, ...)")
+    which.add_argument(
+        "--preset", default=None, help="a plan in experiments/plans/ (micro, embedded-cpu, gemma-7b, ...)"
+    )
     which.add_argument("--plan", default=None, help="a plan YAML file")
-    p.add_argument("--output-dir", "--output_dir", required=True, help="where runs, the result dataset and report.md go")
-    p.add_argument("--model", default=None, help="override the plan's model: embedded, ORG/NAME[@REV] or a local folder")
-    p.add_argument("--dataset", default=None, help="override the plan's SFT data: a local file or Hub id[@REV]")
-    p.add_argument("--data-dir", "--data_dir", default=None, help="what {data} in the plan means (default: $LETITCODE_DATA or ../shared/data)")
-    p.add_argument("--report-only", action="store_true", help="only (re)write report.md from the finished runs")
+    p.add_argument(
+        "--output-dir", "--output_dir", required=True, help="where runs, the result dataset and report.md go"
+    )
+    p.add_argument(
+        "--model", default=None, help="override the plan's model: embedded, ORG/NAME[@REV] or a local folder"
+    )
+    p.add_argument(
+        "--dataset", default=None, help="override the plan's SFT data: a local file or Hub id[@REV]"
+    )
+    p.add_argument(
+        "--data-dir",
+        "--data_dir",
+        default=None,
+        help="what {data} in the plan means (default: $LETITCODE_DATA or ../shared/data)",
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="only (re)write report.md from the finished runs"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved plan and exit")
     return p
 
@@ -1102,12 +1266,19 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"wrote {write_report(out)}")
         return 0
-    plan = load_plan(args.plan or args.preset or "embedded-cpu", data_dir=args.data_dir, model=args.model, sft_dataset=args.dataset)
+    plan = load_plan(
+        args.plan or args.preset or "embedded-cpu",
+        data_dir=args.data_dir,
+        model=args.model,
+        sft_dataset=args.dataset,
+    )
     if args.dry_run:
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
-    _log(f"plan {plan.name} ({plan.source}): model {plan.model}, {len(plan.arms)} arms, "
-         f"{len(plan.benchmarks)} benchmarks -> {out}")
+    _log(
+        f"plan {plan.name} ({plan.source}): model {plan.model}, {len(plan.arms)} arms, "
+        f"{len(plan.benchmarks)} benchmarks -> {out}"
+    )
     if plan.estimate:
         _log(f"expected duration: {plan.estimate.strip().splitlines()[0]}")
     path = run_study(plan, out)
@@ -1119,7 +1290,9 @@ def _child_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m letitcode.study.runner eval-arms")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--arm", action="append", required=True)
-    p.add_argument("--device", default=None, help="this unit's device (the parent pinned CUDA_VISIBLE_DEVICES)")
+    p.add_argument(
+        "--device", default=None, help="this unit's device (the parent pinned CUDA_VISIBLE_DEVICES)"
+    )
     a = p.parse_args(argv)
     eval_arms_child(Path(a.output_dir), a.arm, a.device)
     return 0
@@ -1132,4 +1305,3 @@ if __name__ == "__main__":
         run_main(lambda: _child_main(sys.argv[2:]))
     else:
         run_main(main)
-

@@ -590,7 +590,6 @@ def count_parameters(model: Any) -> dict[str, int]:
     return {"trainable": int(trainable), "total": int(total), "quantized_linear_layers": int(quantized)}
 
 
-
 def hyperparameters(method: str, sft_args: Any, peft_config: Any, quant: Any) -> dict[str, Any]:
     keys = (
         "learning_rate",
@@ -1440,7 +1439,9 @@ def train(
     method = script_args.method
     output_dir = Path(sft_args.output_dir)
     push = bool(sft_args.push_to_hub)
-    sft_args.push_to_hub = False  # LetItCode pushes itself, through letitcode.hub.publish, after the card is written
+    sft_args.push_to_hub = (
+        False  # LetItCode pushes itself, through letitcode.hub.publish, after the card is written
+    )
     if push:
         if not sft_args.hub_model_id:
             raise UserError("--push_to_hub needs --hub_model_id ORG/NAME")
@@ -1848,4 +1849,3 @@ def _portable_data(d: dict[str, Any]) -> dict[str, Any]:
 
 def _merge_dtype(model_args: Any) -> str:
     return model_args.dtype if model_args.dtype in ("float32", "bfloat16", "float16") else "float32"
-
