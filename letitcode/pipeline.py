@@ -34,7 +34,8 @@ from letitcode.records import (
     write_json,
     write_jsonl,
 )
-from letitcode.scoring.passk import parse_ks, summarize
+from letitcode.scoring.passk import parse_ks
+from letitcode.scoring.summary import summarize
 
 Benchmark = Literal["leetcode", "leetcodedataset", "mbpp", "humaneval"]
 Strategy = Literal["zero_shot", "few_shot", "cot", "cot_few_shot", "rag"]
@@ -387,7 +388,7 @@ def _write_outputs(
     extra_results: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from letitcode.results import dataset as results_dataset
-    from letitcode.scoring.passk import enrich
+    from letitcode.scoring.summary import enrich
 
     if metrics not in METRIC_SETS:
         raise UserError(f"unknown metrics set {metrics!r}: choose one of {', '.join(METRIC_SETS)}")

@@ -81,8 +81,8 @@ def _write_run(
 ) -> None:
     """A run folder as evaluate/run.py leaves it: samples.jsonl, results.json, manifest.json, dataset/."""
     from letitcode.results import dataset as results_dataset
-    from letitcode.scoring import passk as metrics
     from letitcode.scoring import refmetrics, stats, taxonomy
+    from letitcode.scoring import summary as metrics
 
     recs = _records(n_passed)
     results = metrics.summarize(recs)

@@ -13,7 +13,8 @@ import pytest
 from letitcode.data.problem import Problem
 from letitcode.pipeline import _finalize
 from letitcode.scoring import quality, refmetrics
-from letitcode.scoring.passk import pass_at_k, summarize
+from letitcode.scoring.passk import pass_at_k
+from letitcode.scoring.summary import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 
