@@ -387,7 +387,7 @@ def _relative(path: str | Path) -> str:
     p = Path(path)
     if not p.is_absolute():
         return p.as_posix()
-    p = p.resolve()
+    p = Path(os.path.abspath(p))  # not resolve(): sft/recipes/ is a link into letitcode/templates/, and is the name users know
     for root in (REPO, Path.cwd().resolve()):
         try:
             return p.relative_to(root).as_posix()
