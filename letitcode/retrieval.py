@@ -128,7 +128,6 @@ def load_exemplar_pool(cfg: Any) -> tuple[Any, dict[str, Any]]:
     return pool, {**pool.manifest(), "spec": cfg.exemplar_dataset or spec}
 
 
-
 def eligible(
     candidates: Sequence[Problem], *, needs_reasoning: bool = False
 ) -> tuple[list[Problem], dict[str, int]]:

@@ -387,7 +387,8 @@ def _relative(path: str | Path) -> str:
     p = Path(path)
     if not p.is_absolute():
         return p.as_posix()
-    p = Path(os.path.abspath(p))  # not resolve(): sft/recipes/ is a link into letitcode/templates/, and is the name users know
+    # not resolve(): sft/recipes/ links into letitcode/templates/, and is the name users know
+    p = Path(os.path.abspath(p))
     for root in (REPO, Path.cwd().resolve()):
         try:
             return p.relative_to(root).as_posix()
