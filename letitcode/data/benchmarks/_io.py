@@ -46,7 +46,7 @@ class Benchmark:
         name; the file hash in `version` says which copy it was."""
         source, local = self.source, {}
         if not looks_like_hub_id(source) and (os.sep in source or Path(source).expanduser().exists()):
-            from letitcode.data.benchmarks import HUB_DEFAULTS
+            from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 
             name = Path(source.rstrip("/")).name
             source = HUB_DEFAULTS.get(self.name, name)
