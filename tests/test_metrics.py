@@ -282,7 +282,9 @@ def test_metric_folders_have_cards_and_stage_as_spaces(tmp_path):
         assert "evaluate==" in reqs
         assert not (stage / "letitcode").exists()  # self-contained: the package is never copied
         local = {p.name for p in stage.glob("*.py") if not p.is_symlink()}
-        assert ({"sandbox.py", "job.py", "worker.py"} <= local) == (name != "codebleu")
+        assert ({"sandbox.py", "job.py", "isolation.py", "protocol.py", "pool.py", "worker.py"} <= local) == (
+            name != "codebleu"
+        )
         assert ("tree-sitter-python==0.21.0" in reqs) == (name == "codebleu")
 
 
