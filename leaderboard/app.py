@@ -142,7 +142,7 @@ def locate(spec: str) -> Source:
 
 def _library_reader() -> Callable[[list[str]], pd.DataFrame] | None:
     try:
-        from letitcode.results.dataset import load_summaries
+        from letitcode.results.load import load_summaries
     except ImportError:
         return None
     return load_summaries

@@ -183,7 +183,7 @@ def test_per_difficulty_ci_is_the_projects_interval(board: pd.DataFrame) -> None
 
 def test_reads_the_same_without_letitcode(results: dict[str, Path], board: pd.DataFrame, monkeypatch) -> None:
     """A Space that installs only leaderboard/requirements.txt: no letitcode package to import."""
-    for name in ("letitcode.results.dataset", "letitcode.scoring.stats"):
+    for name in ("letitcode.results.load", "letitcode.scoring.stats"):
         monkeypatch.setitem(sys.modules, name, None)  # makes `import` raise ImportError
     assert app._library_reader() is None
     bare = app.load_leaderboard([str(results["run"]), str(results["board"])])

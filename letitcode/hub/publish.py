@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from letitcode.errors import UserError
+from letitcode.hub.spec import approach_of, looks_like_hub_id
+from letitcode.results import dataset as results_dataset
 
 _API_FACTORY: Any = None  # tests set this to a callable returning an HfApi double
 
@@ -131,8 +133,6 @@ def snapshot(repo_id: str, *, repo_type: str = "dataset", allow_patterns: list[s
 def push_results(repo_id: str, run_dirs: list[str | Path], *, private: bool = False) -> str:
     """Upload runs as configs of the result dataset `repo_id`: creates it if needed, keeps the configs
     already there (the card is re-rendered over old and new), replaces a config of the same name."""
-    from letitcode.results import dataset as results_dataset
-
     require_token(f"pushing results to {repo_id}")
     client = api()
     client.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
@@ -180,8 +180,6 @@ def eval_results_for(
     from huggingface_hub import EvalResult, constants
 
     from letitcode.data.benchmarks import HUB_DEFAULTS
-    from letitcode.data.benchmarks._io import looks_like_hub_id
-    from letitcode.results.dataset import approach_of
 
     bench = manifest.get("benchmark") or {}
     name = str(bench.get("name") or results.get("benchmark"))

@@ -12,7 +12,6 @@ Plots: pass@1 by difficulty per approach with CI error bars; the error taxonomy 
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 from letitcode.data.problem import DIFFICULTIES
 from letitcode.errors import UserError
+from letitcode.hub.spec import approach_of, model_identity
+from letitcode.results.dataset import read_run_dir
 from letitcode.scoring.stats import format_ci
 
 LEVELS = (*DIFFICULTIES, "All")
@@ -40,9 +41,6 @@ class Run:
 def load_runs(run_dirs: Sequence[str | Path], labels: Sequence[str] | None = None) -> list[Run]:
     """Read run directories (samples.jsonl, results.json, manifest.json). Labels default to the approach,
     made unique with the model and benchmark where several runs share it."""
-    from letitcode.records import read_jsonl
-    from letitcode.results.dataset import approach_of, model_identity
-
     if not run_dirs:
         raise UserError("no run directories given")
     if labels and len(labels) != len(run_dirs):
@@ -50,12 +48,7 @@ def load_runs(run_dirs: Sequence[str | Path], labels: Sequence[str] | None = Non
     runs = []
     for d in run_dirs:
         d = Path(d)
-        for name in ("samples.jsonl", "results.json", "manifest.json"):
-            if not (d / name).exists():
-                raise UserError(f"{d} is not a run directory: {name} is missing")
-        manifest = json.loads((d / "manifest.json").read_text())
-        results = json.loads((d / "results.json").read_text())
-        records = [r for _, r in read_jsonl(d / "samples.jsonl", what="samples file")]
+        records, results, manifest = read_run_dir(d)
         model, _ = model_identity(manifest)
         bench = str((manifest.get("benchmark") or {}).get("name") or results.get("benchmark"))
         runs.append(Run(d, "", results, manifest, records, model, approach_of(manifest), bench))

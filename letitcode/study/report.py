@@ -1423,7 +1423,7 @@ def section_ethics(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def section_provenance(study: Study) -> list[str]:
-    from letitcode.results.dataset import config_name, model_identity
+    from letitcode.hub.spec import config_name, model_identity
 
     out = [
         "## Provenance and measured durations",
