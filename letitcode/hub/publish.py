@@ -333,6 +333,35 @@ def push_space(
     return str(getattr(info, "commit_url", info))
 
 
+LEADERBOARD_DIR = Path(__file__).resolve().parents[2] / "leaderboard"
+_LEADERBOARD_FILES = ("app.py", "README.md", "requirements.txt")
+
+
+def stage_leaderboard_space(out_dir: str | Path) -> Path:
+    """The leaderboard Space folder: `leaderboard/`'s app.py, README.md (the Space header) and
+    requirements.txt, plus the `letitcode` package's source beside app.py, so the app imports the same
+    reader, intervals and errors on the Space as in the repo without pip-installing letitcode (whose
+    dependencies are torch and the training stack). Push it with `push_space`."""
+    out = Path(out_dir)
+    missing = [f for f in _LEADERBOARD_FILES if not (LEADERBOARD_DIR / f).is_file()]
+    if missing:
+        raise UserError(
+            f"{LEADERBOARD_DIR}: the leaderboard folder lacks {', '.join(missing)} (needs a checkout)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for name in _LEADERBOARD_FILES:
+        shutil.copy2(LEADERBOARD_DIR / name, out / name)
+    package = Path(__file__).resolve().parents[1]
+    target = out / "letitcode"
+    if target.exists():
+        shutil.rmtree(target)
+    # leaderboard_app.py is app.py itself (a link to it); caches are this machine's
+    shutil.copytree(
+        package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "leaderboard_app.py")
+    )
+    return out
+
+
 def publish_run(run_dir: str | Path, push: PushArguments) -> list[str]:
     """What `--push-results` / `--push-to-card` ask for, after a run finished. Returns the commit URLs."""
     urls = []
