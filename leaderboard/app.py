@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from letitcode.data.problem import DIFFICULTIES
 from letitcode.errors import UserError
 from letitcode.hub.spec import local_reason, looks_like_hub_id
 from letitcode.results.load import download, load_summaries
@@ -34,7 +35,6 @@ from letitcode.scoring.stats import SMALL_N, format_ci
 
 ENV_VAR = "LEADERBOARD_RESULTS"
 HUB = "https://huggingface.co"
-DIFFICULTIES = ("Easy", "Medium", "Hard")
 # summaries, manifests (for the viewer) and per-sample pass/fail
 HUB_PATTERNS = ["README.md", "data/*/summary.parquet", "data/*/manifest.json", "data/*/samples.parquet"]
 
@@ -48,13 +48,9 @@ class Source:
     hub_repo: str | None = None
     revision: str | None = None
 
-    def config_folder(self, config: str) -> Path | None:
-        folder = self.root / "data" / config
-        return folder if folder.is_dir() else None
-
     def manifest_file(self, config: str) -> Path:
-        folder = self.config_folder(config)
-        return (folder or self.root) / "manifest.json"
+        folder = self.root / "data" / config  # an older run folder keeps its manifest at its root
+        return (folder if folder.is_dir() else self.root) / "manifest.json"
 
     def manifest_url(self, config: str) -> str:
         if self.hub_repo:
@@ -100,11 +96,6 @@ def locate(spec: str) -> Source:
     )
 
 
-def read_summaries(src: Source) -> pd.DataFrame:
-    """The summary rows of one located source, one per config."""
-    return load_summaries([str(src.root)])
-
-
 def load_leaderboard(sources: Sequence[str]) -> pd.DataFrame:
     """Every summary row of every source (one per run), plus `source`, `key` (unique run name),
     `manifest_url` and `manifest_file` (local sources). The per-difficulty CIs come with the summary rows
@@ -117,7 +108,7 @@ def load_leaderboard(sources: Sequence[str]) -> pd.DataFrame:
     frames = []
     for spec in sources:
         src = locate(spec)
-        rows = read_summaries(src).reset_index(drop=True)
+        rows = load_summaries([str(src.root)]).reset_index(drop=True)
         if rows.empty:
             raise UserError(f"--results {spec!r}: no summary rows in {src.root}")
         rows["source"] = spec
