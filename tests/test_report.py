@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_results_dataset import make_run
 
 from letitcode.errors import UserError
 from letitcode.results import report, tables
@@ -14,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, make_run):
     root = tmp_path_factory.mktemp("runs")
     make_run(root / "zs", approach="zero_shot", passed=[False, False, True, False, False, False] * 5)
     make_run(root / "lora", approach="lora", passed=[True, True, True, False, True, True] * 5)

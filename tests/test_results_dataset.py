@@ -1,105 +1,13 @@
 """Result datasets: a run as Parquet configs with a dataset card, merging runs, reading summaries back."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from letitcode.data.problem import Problem
 from letitcode.errors import HubUnavailable, UserError
 from letitcode.hub import spec
-from letitcode.pipeline import _write_outputs
 from letitcode.results import dataset as rd
 from letitcode.results import load
-
-SOLUTION = "class Solution:\n    def add(self, a: int, b: int) -> int:\n        return a + b\n"
-WRONG = "class Solution:\n    def add(self, a: int, b: int) -> int:\n        return a - b\n"
-LEVELS = ("Easy", "Medium", "Hard")
-
-
-def make_run(
-    out: Path,
-    *,
-    model: str = "embedded",
-    hub_id: str | None = "HuggingFaceTB/SmolLM2-135M-Instruct",
-    approach: str = "zero_shot",
-    passed: list[bool] | None = None,
-    with_reference: bool = True,
-    benchmark: str = "leetcodedataset",
-) -> dict:
-    """Write a finished run (samples.jsonl, results.json, manifest.json, dataset/) from crafted records,
-    through the pipeline's own `_write_outputs` (no model, no sandbox)."""
-    passed = passed if passed is not None else [True, False, True, False, False, True]
-    problems, records = {}, []
-    for i, ok in enumerate(passed):
-        tid = f"add-{i}"
-        problems[tid] = Problem(
-            task_id=tid,
-            source=benchmark,
-            title=f"Add {i}",
-            description=f"Add two numbers ({i}).",
-            entry_point="Solution().add",
-            difficulty=LEVELS[i % 3],
-            reference=SOLUTION if with_reference else None,
-            test_list=("assert candidate(1, 2) == 3", "assert candidate(2, 2) == 4"),
-        )
-        status = "passed" if ok else ("wrong_answer" if i % 2 else "runtime_error")
-        records.append(
-            {
-                "task_id": tid,
-                "sample_index": 0,
-                "completion": f"```python\n{SOLUTION if ok else WRONG}```",
-                "difficulty": LEVELS[i % 3],
-                "latency_s": 0.5 + i,
-                "n_tokens": 40 + i,
-                "finish_reason": "stop",
-                "extraction": "fenced",
-                "code": SOLUTION if ok else WRONG,
-                "passed": ok,
-                "status": status,
-                "error": ""
-                if ok
-                else ("AssertionError" if status == "wrong_answer" else "TypeError: bad operand"),
-                "exception_type": "TypeError" if status == "runtime_error" else None,
-                "tests_passed": 2 if ok else 1,
-                "tests_total": 2,
-                "first_failure": None if ok else "assert candidate(1, 2) == 3",
-                "duration_s": 0.01,
-            }
-        )
-    manifest = {
-        "kind": "eval",
-        "approach": approach,
-        "model": {
-            "spec": model,
-            "path": "/x",
-            "hub_id": hub_id,
-            "revision": None,
-            "fingerprint": "f" * 16,
-            "is_adapter": False,
-            "base": None,
-        },
-        "backend": {"name": "fake"},
-        "benchmark": {
-            "name": benchmark,
-            "source": "newfacade/LeetCodeDataset",
-            "revision": "0123abc",
-            "version": "v",
-            "split": "test",
-            "n_problems": len(passed),
-        },
-        "decoding": {"n": 1, "temperature": 0.0},
-        "isolation": "bwrap",
-        "generation": {
-            "requests": len(passed),
-            "reused_from_cache": 0,
-            "wall_s": 3.0,
-            "tokens": sum(r["n_tokens"] for r in records),
-        },
-        "created": "2025-01-01T00:00:00Z",
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    return _write_outputs(out, records, manifest, problems)
 
 
 def test_slugs_and_config_names():
@@ -117,7 +25,7 @@ def test_slugs_and_config_names():
     assert spec.model_identity({"samples": {"path": "out/gpt.jsonl"}}) == ("samples:gpt", None)
 
 
-def test_run_writes_results_and_dataset_folder(tmp_path):
+def test_run_writes_results_and_dataset_folder(tmp_path, make_run):
     results = make_run(tmp_path / "run")
     # results.json: CIs, reference metrics, taxonomy, quality, latency
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -175,7 +83,7 @@ def test_run_writes_results_and_dataset_folder(tmp_path):
     assert samples[0]["bleu"] == 100.0
 
 
-def test_no_reference_means_absent_metrics(tmp_path):
+def test_no_reference_means_absent_metrics(tmp_path, make_run):
     make_run(tmp_path / "run", with_reference=False, benchmark="leetcode")
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["bleu"] is None and saved["codebleu"] is None and "reference_metrics" not in saved
@@ -185,7 +93,7 @@ def test_no_reference_means_absent_metrics(tmp_path):
     assert all(r["bleu"] is None and r["codebleu"] is None for r in recs)
 
 
-def test_merge_runs_into_one_leaderboard_folder(tmp_path):
+def test_merge_runs_into_one_leaderboard_folder(tmp_path, make_run):
     make_run(tmp_path / "a", approach="zero_shot")
     make_run(
         tmp_path / "b",
@@ -218,7 +126,7 @@ def test_merge_runs_into_one_leaderboard_folder(tmp_path):
     assert load_dataset(str(board), "summary", split="train", cache_dir=str(tmp_path / "hf-c")).num_rows == 2
 
 
-def test_older_run_without_dataset_folder_is_still_readable(tmp_path):
+def test_older_run_without_dataset_folder_is_still_readable(tmp_path, make_run):
     import shutil
 
     make_run(tmp_path / "run")
@@ -239,7 +147,7 @@ def test_load_summaries_bad_sources(tmp_path, monkeypatch):
         load.load_summaries([str(tmp_path / "missing" / "x")])
 
 
-def test_load_summaries_from_hub_id_at_the_network_boundary(tmp_path, monkeypatch):
+def test_load_summaries_from_hub_id_at_the_network_boundary(tmp_path, monkeypatch, make_run):
     """A Hub id is fetched with huggingface_hub.snapshot_download(repo_type="dataset"), its @revision split off."""
     import huggingface_hub
 
