@@ -249,7 +249,7 @@ def test_micro_study_produces_every_section_and_plot(micro_study: Path) -> None:
         in text
     )
     # every run is a config of the merged result dataset (probes excepted), which the leaderboard reads
-    from letitcode.results.dataset import load_summaries
+    from letitcode.results.load import load_summaries
 
     table = load_summaries([str(micro_study / "dataset")])
     assert len(table) == len(arms) * 3 and set(table["approach"]) == set(arms)

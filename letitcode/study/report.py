@@ -6,7 +6,7 @@ config of the result dataset in `OUTPUT_DIR/dataset`), from `sft/train.py`'s `tr
 Nothing is typed by hand except the fixed prose of the ethics section. A missing result is an error naming
 the file, never an empty cell.
 
-Tables and the two standard plots come from `letitcode.results.tables`; paired tests and CIs from `letitcode.scoring.stats`.
+Tables and the two standard plots come from `letitcode.results.tables` and `.plots`; paired tests and CIs from `letitcode.scoring.stats`.
 What the study needs beyond them lives here: failure-set overlap (Jaccard), the unpaired bootstrap of a
 train/held-out gap, the loss-curve, overlap and deployment figures, and the recommendation rule.
 """
@@ -24,15 +24,8 @@ import numpy as np
 
 from letitcode.data.benchmarks.registry import REGISTRY
 from letitcode.errors import UserError
-from letitcode.results.tables import (
-    Run,
-    _categories,
-    comparison_table,
-    load_runs,
-    md_table,
-    plot_pass_by_difficulty,
-    plot_taxonomy,
-)
+from letitcode.results.plots import plot_pass_by_difficulty, plot_taxonomy
+from letitcode.results.tables import Run, _categories, comparison_table, load_runs, md_table
 from letitcode.scoring.stats import format_ci
 from letitcode.study.runner import SFT_TRAIN, SFT_VALIDATION, StudyPlan, primary_benchmark, run_dir, train_dir
 
@@ -1423,7 +1416,7 @@ def section_ethics(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def section_provenance(study: Study) -> list[str]:
-    from letitcode.results.dataset import config_name, model_identity
+    from letitcode.hub.spec import config_name, model_identity
 
     out = [
         "## Provenance and measured durations",

@@ -414,7 +414,7 @@ def validate(plan: StudyPlan) -> None:
 
 
 def _is_local_spec(spec: str) -> bool:
-    from letitcode.data.benchmarks._io import looks_like_hub_id
+    from letitcode.hub.spec import looks_like_hub_id
 
     return not looks_like_hub_id(spec)
 

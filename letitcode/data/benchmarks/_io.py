@@ -21,8 +21,8 @@ from typing import Any
 
 from letitcode.data.problem import Problem
 from letitcode.errors import DataError, HubUnavailable, UserError
+from letitcode.hub.spec import DATA_SUFFIXES, looks_like_hub_id, split_revision
 
-DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 HUB_DATA_PATTERNS = [f"*{s}" for s in DATA_SUFFIXES]
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
@@ -78,27 +78,6 @@ class Located:
 
 def has_data_suffix(path: str | Path) -> bool:
     return str(path).lower().endswith(DATA_SUFFIXES)
-
-
-def split_revision(spec: str, revision: str | None) -> tuple[str, str | None]:
-    """`org/name@rev` -> (org/name, rev). An explicit `revision` argument must agree with the `@rev`."""
-    repo, _, at_rev = spec.partition("@")
-    if at_rev and revision and at_rev != revision:
-        raise UserError(
-            f"dataset {spec!r} names revision {at_rev!r} but revision={revision!r} was also given"
-        )
-    return repo, (at_rev or revision or None)
-
-
-def looks_like_hub_id(spec: str) -> bool:
-    repo = spec.partition("@")[0]
-    parts = repo.split("/")
-    return (
-        len(parts) == 2
-        and all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p) for p in parts)
-        and not has_data_suffix(repo)
-        and not spec.startswith((".", "/", "~"))
-    )
 
 
 def file_version(paths: Iterable[Path]) -> str:
