@@ -351,7 +351,7 @@ def test_run_eval_records_device_dtype_attn_and_gpu_peak_in_manifest(tiny_model,
 
 
 def _tiny_plan(**kw):
-    from letitcode.study.runner import ArmSpec, BenchmarkSpec, StudyPlan, TrainSpec
+    from letitcode.study.plan import ArmSpec, BenchmarkSpec, StudyPlan, TrainSpec
 
     return StudyPlan(
         name="t",
@@ -369,7 +369,7 @@ def _tiny_plan(**kw):
 
 
 def test_study_pins_every_unit_to_one_gpu_and_passes_its_device(monkeypatch, fake_cuda, tmp_path):
-    from letitcode.study import runner as study
+    from letitcode.study import units as study
 
     fake_cuda(count=4)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -407,8 +407,8 @@ def test_study_eval_unit_loads_on_its_device_and_records_gib(monkeypatch, fake_c
     import contextlib
     import dataclasses
 
-    from letitcode.study import runner as study
-    from letitcode.study.runner import BenchmarkSpec
+    from letitcode.study import units as study
+    from letitcode.study.plan import BenchmarkSpec
 
     fake_cuda()
     plan = _tiny_plan(device="cuda:0", attn_implementation="sdpa", quantization="none", batch_size=16)
@@ -561,8 +561,8 @@ def test_run_eval_gives_the_local_backend_its_device_attn_and_quantization(monke
 def test_study_eval_fingerprint_ignores_where_the_unit_runs(tmp_path):
     import dataclasses
 
-    from letitcode.study import runner as study
-    from letitcode.study.runner import BenchmarkSpec
+    from letitcode.study import units as study
+    from letitcode.study.plan import BenchmarkSpec
 
     prep = {
         "benchmarks": {
@@ -588,8 +588,8 @@ def test_study_with_serve_starts_one_server_per_model_and_evaluates_through_it(m
     import dataclasses
 
     from letitcode import server
-    from letitcode.study import runner as study
-    from letitcode.study.runner import BenchmarkSpec
+    from letitcode.study import units as study
+    from letitcode.study.plan import BenchmarkSpec
 
     spec = dataclasses.asdict(BenchmarkSpec(name="b", benchmark="humaneval"))
     prep = {

@@ -18,15 +18,10 @@ import pytest
 
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
+from letitcode.study.plan import PLANS_DIR, load_plan
+from letitcode.study.prepare import ngram_overlap, temporal_status, word_ngrams
 from letitcode.study.report import FIGURES, SECTIONS, jaccard, load_study, unpaired_gap, write_report
-from letitcode.study.runner import (
-    PLANS_DIR,
-    load_plan,
-    ngram_overlap,
-    resolve_exemplars,
-    temporal_status,
-    word_ngrams,
-)
+from letitcode.study.units import resolve_exemplars
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -90,7 +85,7 @@ def test_plan_overrides_and_errors(tmp_path: Path) -> None:
 
 
 def test_missing_data_names_what_to_pass(tmp_path: Path) -> None:
-    from letitcode.study.runner import prepare
+    from letitcode.study.prepare import prepare
 
     plan = load_plan("micro", data_dir=tmp_path / "absent")
     # the LeetCodeDataset test file is optional (the embedded problems stand in); the SFT data is not

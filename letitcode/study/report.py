@@ -34,7 +34,9 @@ from letitcode.results.tables import (
     plot_taxonomy,
 )
 from letitcode.scoring.stats import format_ci
-from letitcode.study.runner import SFT_TRAIN, SFT_VALIDATION, StudyPlan, primary_benchmark, run_dir, train_dir
+from letitcode.study.layout import run_dir, train_dir
+from letitcode.study.plan import SFT_TRAIN, SFT_VALIDATION, StudyPlan
+from letitcode.study.prepare import primary_benchmark
 
 ALPHA = 0.05
 COST_TIE = 0.10  # costs within 10% of each other count as a tie in the recommendation rule

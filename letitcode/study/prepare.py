@@ -1,0 +1,302 @@
+"""Preparation: the fixed task ids of every benchmark, the decontaminated SFT pool and its split, and the
+contamination measures (13-gram overlap with the SFT data, temporal split), cached in OUTPUT_DIR/prepare.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from letitcode.errors import UserError
+from letitcode.records import write_json
+from letitcode.study.layout import fingerprint, fmt_s, is_done, log, mark_done
+from letitcode.study.plan import (
+    SFT_TRAIN,
+    SFT_VALIDATION,
+    BenchmarkSpec,
+    StudyPlan,
+    data_advice,
+    missing_data,
+)
+
+NGRAM = 13  # contamination n-gram length (word tokens), as in GPT-3's and Llama 2's contamination studies
+
+
+def word_ngrams(text: str, n: int = NGRAM) -> set[str]:
+    """Word n-grams of a text, after the normalisation used for deduplication (lower case, no punctuation)."""
+    from letitcode.data.problem import normalize_text
+
+    toks = normalize_text(text).split()
+    return {" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)}
+
+
+def ngram_overlap(problems: Sequence[Any], corpus: set[str], n: int = NGRAM) -> dict[str, Any]:
+    """How many problems' descriptions share at least one word n-gram with `corpus` (a set of n-grams)."""
+    hits = [p.task_id for p in problems if word_ngrams(p.description or p.prompt, n) & corpus]
+    return {
+        "n_problems": len(problems),
+        "n_overlap": len(hits),
+        "share": len(hits) / len(problems) if problems else None,
+        "task_ids": hits,
+    }
+
+
+def temporal_status(problems: Sequence[Any], cutoff: str | None) -> dict[str, Any]:
+    """Whether every evaluated problem was released after the SFT data's cutoff date."""
+    dates = sorted(str(p.release_date) for p in problems if p.release_date)
+    out: dict[str, Any] = {
+        "cutoff": cutoff,
+        "min_date": dates[0] if dates else None,
+        "max_date": dates[-1] if dates else None,
+        "n_dated": len(dates),
+        "n_problems": len(problems),
+    }
+    if len(dates) < len(problems):
+        out.update(
+            temporal=False,
+            reason="problems carry no release dates" if not dates else "some problems are undated",
+        )
+    elif not cutoff:
+        out.update(temporal=False, reason="the plan gives no SFT cutoff date")
+    elif dates[0] > cutoff:
+        out.update(
+            temporal=True, reason=f"all problems dated {dates[0]}..{dates[-1]}, after the SFT cutoff {cutoff}"
+        )
+    else:
+        out.update(temporal=False, reason=f"earliest problem {dates[0]} is not after the SFT cutoff {cutoff}")
+    return out
+
+
+def _sft_text(row: Any) -> str:
+    """What SFT trains on for one row: the problem (prompt side) and its completion."""
+    p = row.problem
+    return f"{p.description}\n{p.starter_code}\n{row.completion}"
+
+
+def _chat_style(model: str) -> str:
+    """The model's prompt style by the evaluator's and sft/train.py's rule (`letitcode.prompts.resolve_style`:
+    the seed table, then whether its tokenizer has a chat template)."""
+    from letitcode import models, prompts
+
+    resolved = models.resolve(model)
+    path = Path(resolved.path)
+    cfg = path / "tokenizer_config.json"
+    has_template = (path / "chat_template.jinja").exists() or (
+        cfg.exists() and bool(json.loads(cfg.read_text()).get("chat_template"))
+    )
+    return prompts.resolve_style(None, model=model, resolved=resolved, has_chat_template=has_template).style
+
+
+# ------------------------------------------------------------------------------------------------ prepare
+
+
+def _load_bench(b: BenchmarkSpec, dataset: str | None = None) -> Any:
+    from letitcode.data.benchmarks import load_benchmark
+
+    return load_benchmark(b.benchmark, dataset=dataset or b.dataset, split=b.split, revision=b.revision)
+
+
+def _parseable_lcd_rows(rows: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
+    """Rows that map to executable LeetCodeDataset problems (reference parses, tests parse)."""
+    from letitcode.data.benchmarks._io import Rows
+    from letitcode.data.benchmarks.leetcodedataset import problem_from_row
+    from letitcode.errors import DataError
+
+    wrapper = Rows(list(rows), source)
+    out = []
+    for i, r in enumerate(rows):
+        try:
+            problem_from_row(dict(r), i, wrapper)
+        except DataError:
+            continue
+        out.append(dict(r))
+    return out
+
+
+def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
+    """Task ids per benchmark, the decontaminated SFT pool and its split, contamination; cached in prepare.json."""
+    from letitcode.pipeline import EvalConfig, select_problems
+
+    fp = fingerprint(
+        {
+            "benchmarks": [dataclasses.asdict(b) for b in plan.benchmarks],
+            "sft": dataclasses.asdict(plan.sft),
+            "overfitting": dataclasses.asdict(plan.overfitting),
+            "seed": plan.seed,
+            "model": plan.model,
+            "train": any(a.train for a in plan.arms),
+        }
+    )
+    cached = out / "prepare.json"
+    if is_done(out / "data", fp) and cached.exists():
+        return json.loads(cached.read_text())
+    t0 = time.perf_counter()
+    log("prepare: loading benchmarks and choosing problems")
+    benches: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    problems_by_bench: dict[str, list[Any]] = {}
+    have_heldout = False
+    for b in plan.benchmarks:
+        if b.fallback and have_heldout:
+            skipped[b.name] = "fallback benchmark, not needed: an earlier heldout benchmark is available"
+            continue
+        if missing_data(b.dataset):
+            if b.optional or b.fallback:
+                skipped[b.name] = f"data not found: {b.dataset}"
+                continue
+            raise UserError(
+                f"benchmark {b.name!r} needs {b.dataset}, which does not exist: {data_advice(plan)}"
+            )
+        bench = _load_bench(b)
+        cfg = EvalConfig(benchmark=b.benchmark, limit=b.limit, seed=plan.seed)
+        chosen = select_problems(bench.problems, cfg)
+        problems_by_bench[b.name] = chosen
+        benches[b.name] = {
+            "spec": dataclasses.asdict(b),
+            "task_ids": [p.task_id for p in chosen],
+            "manifest": bench.manifest(),
+            "dataset": b.dataset,
+            "split": b.split,
+        }
+        have_heldout = have_heldout or b.role == "heldout"
+    if not have_heldout:
+        raise UserError(f"no heldout LeetCode benchmark is available: {data_advice(plan)}")
+
+    sft_info: dict[str, Any] = {"enabled": False}
+    train_rows: list[Any] = []
+    pool_rows: list[Any] = []
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if plan.sft.dataset:
+        if missing_data(plan.sft.dataset):
+            raise UserError(
+                f"the SFT data {plan.sft.dataset} does not exist: pass --dataset PATH_OR_HUB_ID, or {data_advice(plan)}"
+            )
+        from letitcode.training.data import Decontaminator, build_sft_data, split_by_problem
+
+        log(f"prepare: SFT data {plan.sft.dataset}")
+        style = _chat_style(plan.model)
+        everything = build_sft_data(
+            plan.sft.dataset, revision=plan.sft.revision, val_fraction=0.0, style=style
+        )  # type: ignore[arg-type]
+        deco = Decontaminator(p for ps in problems_by_bench.values() for p in ps)
+        removed: dict[str, int] = {}
+        kept = []
+        for r in everything.train:
+            why = deco.reason(r.problem)
+            if why:
+                removed[why] = removed.get(why, 0) + 1
+            else:
+                kept.append(r)
+        pool_rows = kept
+        pool_path = data_dir / "sft_pool.jsonl"
+        from letitcode.training.data import write_rows
+
+        write_rows(kept, pool_path)
+        train_rows, val_rows = split_by_problem(kept, plan.sft.val_fraction, plan.sft.split_seed)
+        if plan.sft.max_train_samples is not None:
+            train_rows = train_rows[: plan.sft.max_train_samples]
+        if plan.sft.max_eval_samples is not None:
+            val_rows = val_rows[: plan.sft.max_eval_samples]
+        sft_info = {
+            "enabled": True,
+            "dataset": plan.sft.dataset,
+            "source": everything.raw.manifest(),
+            "layout": everything.preset,
+            "style": style,
+            "rows": len(everything.train),
+            "removed_by_decontamination": sum(removed.values()),
+            "removed_by": removed,
+            "decontaminated_against": {k: len(v) for k, v in problems_by_bench.items()},
+            "pool": str(pool_path),
+            "pool_rows": len(kept),
+            "train_rows": len(train_rows),
+            "validation_rows": len(val_rows),
+        }
+        if everything.has_tests:
+            # the overfitting probes: problems the fine-tuned models were trained on, and held-out ones
+            for label, rows in ((SFT_TRAIN, train_rows), (SFT_VALIDATION, val_rows)):
+                usable = _parseable_lcd_rows([r.raw for r in rows], f"{label} rows")
+                if not usable:
+                    skipped[label] = "no SFT rows of this side map to executable problems"
+                    continue
+                path = data_dir / f"{label}.jsonl"
+                from letitcode.records import write_jsonl
+
+                write_jsonl(path, usable)
+                spec = BenchmarkSpec(
+                    name=label,
+                    benchmark="leetcodedataset",
+                    dataset=str(path),
+                    split=None,
+                    limit=plan.overfitting.limit,
+                    role="extra",
+                    exemplar_dataset="{sft_pool}",
+                )
+                bench = _load_bench(spec)
+                chosen = select_problems(bench.problems, EvalConfig(limit=spec.limit, seed=plan.seed))
+                problems_by_bench[label] = chosen
+                benches[label] = {
+                    "spec": dataclasses.asdict(spec),
+                    "task_ids": [p.task_id for p in chosen],
+                    "manifest": bench.manifest(),
+                    "dataset": str(path),
+                    "split": None,
+                }
+        else:
+            for label in (SFT_TRAIN, SFT_VALIDATION):
+                skipped[label] = (
+                    f"the SFT data ({everything.preset or 'column_map'} layout) has no tests, so pass@1 on trained-on "
+                    "problems cannot be measured; overfitting evidence comes from the losses alone"
+                )
+    else:
+        for label in (SFT_TRAIN, SFT_VALIDATION):
+            skipped[label] = "the plan has no SFT data"
+
+    log("prepare: contamination (13-gram overlap with the SFT data, temporal split)")
+    pool_grams: set[str] = set()
+    for r in pool_rows:
+        pool_grams |= word_ngrams(_sft_text(r))
+    train_grams: set[str] = set()
+    for r in train_rows:
+        train_grams |= word_ngrams(_sft_text(r))
+    contamination = {}
+    for name, problems in problems_by_bench.items():
+        pool = ngram_overlap(problems, pool_grams) if pool_rows else None
+        trained = ngram_overlap(problems, train_grams) if train_rows else None
+        contamination[name] = {
+            "ngram": NGRAM,
+            "sft_pool": pool,
+            "sft_trained": trained,
+            "temporal": temporal_status(problems, plan.sft.cutoff_date),
+        }
+    prep = {
+        "plan": plan.name,
+        "fingerprint": fp,
+        "benchmarks": benches,
+        "order": [b for b in [*(x.name for x in plan.benchmarks), SFT_TRAIN, SFT_VALIDATION] if b in benches],
+        "skipped": skipped,
+        "sft": sft_info,
+        "contamination": contamination,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    write_json(cached, prep)
+    mark_done(data_dir, fp)
+    log(
+        f"prepare: done in {fmt_s(prep['seconds'])}; benchmarks: "
+        + ", ".join(f"{k} ({len(v['task_ids'])})" for k, v in benches.items())
+        + (f"; skipped: {', '.join(skipped)}" if skipped else "")
+    )
+    return prep
+
+
+def primary_benchmark(prep: Mapping[str, Any]) -> str:
+    """The first heldout benchmark that was evaluated: the one every approach is ranked on."""
+    for name in prep["order"]:
+        if prep["benchmarks"][name]["spec"]["role"] == "heldout":
+            return name
+    raise UserError("no heldout benchmark was prepared")
