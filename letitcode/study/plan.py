@@ -289,7 +289,21 @@ def load_plan(
 
 
 def validate(plan: StudyPlan) -> None:
+    """Check what the dataclasses cannot: names, roles, methods and the arms each comparison names."""
     where = plan.source or plan.name
+    _validate_benchmarks(plan, where)
+    _validate_arms(plan, where)
+    _validate_comparisons(plan, where)
+    if any(a.train for a in plan.arms) and not plan.sft.dataset:
+        raise UserError(
+            f"{where}: fine-tuning arms need SFT data: pass --dataset PATH_OR_HUB_ID "
+            "(e.g. ../shared/data/leetcodedataset/LeetCodeDataset-v0.2.0-train.jsonl.gz)"
+        )
+    if plan.deployment.price_per_hour_usd < 0:
+        raise UserError(f"{where}: deployment.price_per_hour_usd must be >= 0")
+
+
+def _validate_benchmarks(plan: StudyPlan, where: str) -> None:
     from letitcode.data.benchmarks import BENCHMARKS
 
     names = [b.name for b in plan.benchmarks]
@@ -314,6 +328,9 @@ def validate(plan: StudyPlan) -> None:
         raise UserError(
             f"{where}: no benchmark has role: heldout (the LeetCode problems every approach is compared on)"
         )
+
+
+def _validate_arms(plan: StudyPlan, where: str) -> None:
     arm_names = [a.name for a in plan.arms]
     if len(set(arm_names)) != len(arm_names):
         raise UserError(f"{where}: arm names must be unique")
@@ -327,6 +344,10 @@ def validate(plan: StudyPlan) -> None:
             raise UserError(
                 f"{where}: arms.{a.name}: a fine-tuning arm is evaluated zero-shot (the SFT prompt)"
             )
+
+
+def _validate_comparisons(plan: StudyPlan, where: str) -> None:
+    arm_names = [a.name for a in plan.arms]
     c = plan.comparisons
     refs = {
         "icl": c.icl,
@@ -358,13 +379,6 @@ def validate(plan: StudyPlan) -> None:
         raise UserError(
             f"{where}: comparisons.full_vs_peft must name the full fine-tuning arm first, then PEFT arms"
         )
-    if any(a.train for a in plan.arms) and not plan.sft.dataset:
-        raise UserError(
-            f"{where}: fine-tuning arms need SFT data: pass --dataset PATH_OR_HUB_ID "
-            "(e.g. ../shared/data/leetcodedataset/LeetCodeDataset-v0.2.0-train.jsonl.gz)"
-        )
-    if plan.deployment.price_per_hour_usd < 0:
-        raise UserError(f"{where}: deployment.price_per_hour_usd must be >= 0")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
