@@ -466,7 +466,7 @@ def test_study_eval_unit_loads_on_its_device_and_records_gib(monkeypatch, fake_c
 
 
 def test_report_memory_in_gib_prefers_gpu_peak_and_reads_the_training_manifest():
-    from letitcode.study.report import eval_memory, training_memory
+    from letitcode.study.report.numbers import eval_memory, training_memory
 
     assert eval_memory({"gpu_peak_gib": 5.5, "peak_rss_gib": 2.0}) == (5.5, "GPU peak allocated")
     assert eval_memory({"peak_rss_mb": 2048.0, "gpu_peak_mb": None}) == (
@@ -487,7 +487,7 @@ def test_report_memory_in_gib_prefers_gpu_peak_and_reads_the_training_manifest()
 
 
 def test_recommendation_breaks_cost_ties_by_memory_so_4bit_qlora_can_win(monkeypatch):
-    from letitcode.study import report as study_report
+    from letitcode.study.report import deployment as study_report
 
     rows = [
         {

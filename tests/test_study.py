@@ -20,7 +20,8 @@ from letitcode.data.problem import Problem
 from letitcode.errors import UserError
 from letitcode.study.plan import PLANS_DIR, load_plan
 from letitcode.study.prepare import ngram_overlap, temporal_status, word_ngrams
-from letitcode.study.report import FIGURES, SECTIONS, jaccard, load_study, unpaired_gap, write_report
+from letitcode.study.report import FIGURES, SECTIONS, load_study, write_report
+from letitcode.study.report.numbers import jaccard, unpaired_gap
 from letitcode.study.units import resolve_exemplars
 
 REPO = Path(__file__).resolve().parents[1]
