@@ -8,9 +8,10 @@ from typing import Any
 
 from letitcode.errors import UserError
 from letitcode.results.tables import md_table
+from letitcode.scoring.stats import format_ci
 from letitcode.study.layout import run_dir
 from letitcode.study.report.load import Study
-from letitcode.study.report.numbers import _ci, eval_memory, fmt, paired
+from letitcode.study.report.numbers import eval_memory, fmt, paired
 
 COST_TIE = 0.10  # costs within 10% of each other count as a tie in the recommendation rule
 
@@ -139,7 +140,7 @@ def section_deployment(study: Study) -> tuple[list[str], list[dict[str, Any]], d
             [
                 r["arm"],
                 r["kind"],
-                f"{r['pass@1']:.3f} {_ci(r['ci'])}",
+                format_ci(r["pass@1"], r["ci"]),
                 fmt(r["p50"], "{:.2f}"),
                 fmt(r["p95"], "{:.2f}"),
                 fmt(r["tokens_per_solved"], "{:.0f}")
@@ -194,7 +195,7 @@ def section_deployment(study: Study) -> tuple[list[str], list[dict[str, Any]], d
     dropped = ", ".join(f"`{r['arm']}` (p={c['p_value']:.3g})" for r, c in rec["dropped"]) or "none"
     out += [
         f"**Recommendation: deploy `{choice['arm']}`.** The most accurate approach (ties broken by cost) is `{best['arm']}` "
-        f"(pass@1 {best['pass@1']:.3f} {_ci(best['ci'])}). Statistically indistinguishable from it: {kept}; "
+        f"(pass@1 {format_ci(best['pass@1'], best['ci'])}). Statistically indistinguishable from it: {kept}; "
         f"significantly less accurate: {dropped}. Of the former, `{choice['arm']}` costs "
         f"{choice['cost_per_1k']:.4f} USD per 1k problems at p95 latency {choice['p95']:.2f} s "
         f"(pass@1 {choice['pass@1']:.3f})."

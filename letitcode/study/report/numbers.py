@@ -22,8 +22,10 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
-def _ci(pair: Sequence[float] | None) -> str:
-    return f"[{pair[0]:.2f}, {pair[1]:.2f}]" if pair else ""
+def diff_ci(value: float, ci: Sequence[float] | None) -> str:
+    """A difference with its CI, signed: `+0.125 [-0.050, 0.300]` (`format_ci`, the one formatter, plus a `+`)."""
+    text = format_ci(value, ci)
+    return text if text.startswith("-") else "+" + text
 
 
 def p1(run: Run) -> str:
