@@ -18,7 +18,7 @@ import pytest
 
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
-from letitcode.study.plan import PLANS_DIR, load_plan
+from letitcode.study.plan import PLANS_DIR, load_plan, preset_names
 from letitcode.study.prepare import ngram_overlap, temporal_status, word_ngrams
 from letitcode.study.report import FIGURES, SECTIONS, load_study, write_report
 from letitcode.study.report.numbers import diff_ci, jaccard, unpaired_gap
@@ -26,7 +26,7 @@ from letitcode.study.units import resolve_exemplars
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-PRESETS = sorted(p.stem for p in PLANS_DIR.glob("*.yaml"))
+PRESETS = preset_names()
 
 
 def _problem(task_id: str, description: str, date: str | None = None) -> Problem:

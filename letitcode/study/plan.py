@@ -12,13 +12,18 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from letitcode.errors import UserError
 
+if TYPE_CHECKING:  # importlib.resources.abc is Python >= 3.11
+    from importlib.resources.abc import Traversable
+
 REPO = Path(__file__).resolve().parents[2]
-PLANS_DIR = REPO / "experiments" / "plans"
+# the preset plans ship as package data (experiments/plans links here for a checkout's users and docs)
+PLANS_DIR = resources.files("letitcode") / "templates" / "plans"
 ROLES = ("heldout", "extra")  # heldout: a LeetCode benchmark every approach is compared on
 SFT_TRAIN = "sft_train_subset"  # benchmark labels the study derives from the SFT split (overfitting evidence)
 SFT_VALIDATION = "sft_validation"
@@ -202,7 +207,12 @@ def _check_keys(d: Any, cls: type, where: str, *, drop: Sequence[str] = ()) -> d
     return dict(d)
 
 
-def plan_file(preset_or_path: str) -> Path:
+def preset_names() -> list[str]:
+    """The preset plans shipped with letitcode (`--preset NAME`)."""
+    return sorted(q.name[: -len(".yaml")] for q in PLANS_DIR.iterdir() if q.name.endswith(".yaml"))
+
+
+def plan_file(preset_or_path: str) -> Path | Traversable:
     """A preset name (`micro`) or a path to a plan YAML."""
     p = Path(preset_or_path).expanduser()
     if p.suffix in (".yaml", ".yml") or p.exists():
@@ -210,10 +220,9 @@ def plan_file(preset_or_path: str) -> Path:
             raise UserError(f"plan file {preset_or_path!r} does not exist")
         return p
     path = PLANS_DIR / f"{preset_or_path}.yaml"
-    if not path.exists():
-        presets = sorted(q.stem for q in PLANS_DIR.glob("*.yaml"))
+    if not path.is_file():
         raise UserError(
-            f"unknown preset {preset_or_path!r}; presets: {', '.join(presets)} (or pass --plan FILE)"
+            f"unknown preset {preset_or_path!r}; presets: {', '.join(preset_names())} (or pass --plan FILE)"
         )
     return path
 
@@ -249,7 +258,7 @@ def load_plan(
     raw = _check_keys(raw, StudyPlan, where, drop=("source",))
     data = str(Path(data_dir).expanduser() if data_dir else default_data_dir())
     raw = _substitute(raw, {"data": data})
-    raw.setdefault("name", path.stem)
+    raw.setdefault("name", Path(path.name).stem)
     benches = []
     for i, b in enumerate(raw.get("benchmarks") or []):
         b = _check_keys(b, BenchmarkSpec, f"{where}: benchmarks[{i}]")

@@ -1,7 +1,8 @@
 """The study in one command: every approach of the brief on the same problems, then one report.
 
-A plan (``experiments/plans/<preset>.yaml``) names the model, the benchmarks, the SFT data, the arms
-(in-context strategies and fine-tuning methods) and which arms each research question compares. Running it:
+A plan (a preset in ``letitcode/templates/plans/``, linked as ``experiments/plans/``, or any YAML file) names
+the model, the benchmarks, the SFT data, the arms (in-context strategies and fine-tuning methods) and which arms
+each research question compares. Running it:
 
 1. **prepare**: load every benchmark, pick one fixed set of task ids per benchmark (difficulty-stratified),
    decontaminate the SFT data against every problem that will be evaluated, split it by problem exactly as
