@@ -32,10 +32,12 @@ DONE = "study_done.json"
 
 
 def fingerprint(obj: Any) -> str:
+    """A unit's configuration as 16 hex digits: equal fingerprints mean the unit's result can be reused."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_dir(out: Path, arm: str, bench: str) -> Path:
+    """OUTPUT_DIR/runs/<arm>/<benchmark>: one `run_eval` output folder."""
     return out / "runs" / arm / bench
 
 
@@ -48,6 +50,7 @@ def train_dir(out: Path, arm: ArmSpec, model: str | None = None) -> Path:
 
 
 def merged(plan: StudyPlan, arm: ArmSpec) -> bool:
+    """Whether the arm is evaluated as its adapter merged into the base (`sft.merge`; full fine-tuning has none)."""
     return bool(arm.train and plan.sft.merge and arm.train.method != "full")
 
 
@@ -59,12 +62,14 @@ def merged_dir(out: Path, arm: ArmSpec, model: str) -> Path:
 
 
 def eval_model(plan: StudyPlan, arm: ArmSpec, out: Path) -> str:
+    """The model an arm is evaluated with: the base model, or the arm's trained (or merged) folder."""
     if not arm.train:
         return plan.model
     return str(merged_dir(out, arm, plan.model) if merged(plan, arm) else train_dir(out, arm, plan.model))
 
 
 def is_done(folder: Path, fp: str) -> bool:
+    """Whether `folder` holds a done marker with this fingerprint (the unit can be skipped)."""
     marker = folder / DONE
     if not marker.exists():
         return False
@@ -75,6 +80,7 @@ def is_done(folder: Path, fp: str) -> bool:
 
 
 def mark_done(folder: Path, fp: str, **extra: Any) -> None:
+    """Leave the done marker of a finished unit, with its fingerprint and `extra` measurements."""
     write_json(
         folder / DONE,
         {"fingerprint": fp, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra},
@@ -82,11 +88,13 @@ def mark_done(folder: Path, fp: str, **extra: Any) -> None:
 
 
 def fmt_s(s: float) -> str:
+    """Seconds as `4m05s` or `1h02m`."""
     s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def log(msg: str) -> None:
+    """One progress line of the study on stdout."""
     print(f"[study {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 

@@ -11,7 +11,7 @@ from letitcode.results.tables import md_table
 from letitcode.scoring.stats import format_ci
 from letitcode.study.layout import run_dir
 from letitcode.study.report.load import Study
-from letitcode.study.report.numbers import eval_memory, fmt, paired
+from letitcode.study.report.numbers import eval_memory, num, paired
 
 COST_TIE = 0.10  # costs within 10% of each other count as a tie in the recommendation rule
 
@@ -141,16 +141,16 @@ def section_deployment(study: Study) -> tuple[list[str], list[dict[str, Any]], d
                 r["arm"],
                 r["kind"],
                 format_ci(r["pass@1"], r["ci"]),
-                fmt(r["p50"], "{:.2f}"),
-                fmt(r["p95"], "{:.2f}"),
-                fmt(r["tokens_per_solved"], "{:.0f}")
+                num(r["p50"], "{:.2f}"),
+                num(r["p95"], "{:.2f}"),
+                num(r["tokens_per_solved"], "{:.0f}")
                 if r["tokens_per_solved"] is not None
                 else "none solved",
-                fmt(r["memory_gib"], "{:.2f}")
+                num(r["memory_gib"], "{:.2f}")
                 + (" (4-bit base)" if str(r.get("quantization") or "").startswith("4bit") else ""),
                 f"{r['problems_per_s']:.3f}",
                 f"{r['cost_per_1k']:.4f}",
-                fmt(r["train_s"], "{:.0f}") if r["train_s"] is not None else "-",
+                num(r["train_s"], "{:.0f}") if r["train_s"] is not None else "-",
                 f"{r['train_cost']:.4f}" if r["train_cost"] is not None else "-",
             ]
         )

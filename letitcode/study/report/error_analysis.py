@@ -10,7 +10,7 @@ import numpy as np
 from letitcode.errors import UserError
 from letitcode.results.tables import Run, _categories, md_table
 from letitcode.study.report.load import Study
-from letitcode.study.report.numbers import failures, fmt, jaccard, pct
+from letitcode.study.report.numbers import failures, jaccard, num, pct
 
 
 def section_errors(study: Study) -> list[str]:
@@ -79,7 +79,7 @@ def section_errors(study: Study) -> list[str]:
                     len(fails[a]),
                     len(fails[b]),
                     len(both),
-                    fmt(jaccard(fails[a], fails[b])),
+                    num(jaccard(fails[a], fails[b])),
                     pct(same) if same is not None else "-",
                 ]
             )

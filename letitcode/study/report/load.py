@@ -10,7 +10,7 @@ from typing import Any
 
 from letitcode.errors import UserError
 from letitcode.results.tables import Run, load_runs
-from letitcode.study.layout import run_dir, train_dir
+from letitcode.study.layout import DONE, run_dir, train_dir
 from letitcode.study.plan import StudyPlan
 from letitcode.study.prepare import primary_benchmark
 
@@ -89,7 +89,7 @@ def load_study(out: str | Path) -> Study:
         t = train_dir(out, arm, plan.model)
         manifest = _read_json(t / "manifest.json", f"training manifest of arm {arm.name!r}")
         state = _read_json(t / "trainer_state.json", f"train/validation losses of arm {arm.name!r}")
-        done = _read_json(t / "study_done.json", f"training of arm {arm.name!r} finished")
+        done = _read_json(t / DONE, f"training of arm {arm.name!r} finished")
         history = state.get("log_history") or []
         if not any("eval_loss" in e for e in history):
             raise UserError(

@@ -13,8 +13,8 @@ from letitcode.study.plan import SFT_TRAIN, SFT_VALIDATION
 from letitcode.study.report.load import Study
 from letitcode.study.report.numbers import (
     diff_ci,
-    fmt,
     losses,
+    num,
     p1,
     paired,
     per_problem,
@@ -220,13 +220,13 @@ def _loss_rows(study: Study, arms: Sequence[str]) -> list[list[Any]]:
             [
                 a,
                 m.get("global_step"),
-                fmt(ls["first_train"]),
-                fmt(ls["final_train"]),
-                fmt(ls["final_eval"]),
-                fmt(ls["min_eval"])
+                num(ls["first_train"]),
+                num(ls["final_train"]),
+                num(ls["final_eval"]),
+                num(ls["min_eval"])
                 + (f" (step {ls['min_eval_step']})" if ls["min_eval_step"] is not None else ""),
-                fmt(ls["eval_rise"], "{:+.3f}"),
-                fmt(
+                num(ls["eval_rise"], "{:+.3f}"),
+                num(
                     ls["final_eval"] - ls["final_train"]
                     if ls["final_eval"] is not None and ls["final_train"] is not None
                     else None,
@@ -345,10 +345,10 @@ def section_additional(study: Study) -> list[str]:
                 m.get("method"),
                 f"{m['parameters']['trainable']:,}",
                 f"{100 * m['parameters']['trainable_ratio']:.2f}%",
-                fmt(m.get("train_seconds") / steps if steps and m.get("train_seconds") else None, "{:.2f}"),
-                fmt(training_memory(m, done)[0], "{:.2f}"),
-                fmt(ls["final_train"]),
-                fmt(ls["final_eval"]),
+                num(m.get("train_seconds") / steps if steps and m.get("train_seconds") else None, "{:.2f}"),
+                num(training_memory(m, done)[0], "{:.2f}"),
+                num(ls["final_train"]),
+                num(ls["final_eval"]),
                 *[p1(study.run(a, b)) for b in study.benches],
             ]
         )
@@ -403,7 +403,7 @@ def section_additional(study: Study) -> list[str]:
             f"`{rag}` retrieves k={stats.get('k')} exemplars per problem with {stats.get('retriever')} from "
             f"{(stats.get('source') or {}).get('source')} ({stats.get('eligible')} eligible candidates, "
             f"{stats.get('excluded_overlap')} excluded for overlapping the evaluation set; mean "
-            f"{stats.get('similarity')} of the chosen exemplars {fmt(stats.get('mean_similarity'))}).",
+            f"{stats.get('similarity')} of the chosen exemplars {num(stats.get('mean_similarity'))}).",
             "",
         ]
     comps = []

@@ -14,11 +14,13 @@ from letitcode.study.report.load import Study
 ALPHA = 0.05
 
 
-def fmt(x: Any, fmt: str = "{:.3f}") -> str:
+def num(x: Any, fmt: str = "{:.3f}") -> str:
+    """A number in `fmt`, or `-` when it is missing."""
     return "-" if x is None else fmt.format(x)
 
 
 def pct(x: float | None) -> str:
+    """A share as a whole percentage, or `-`."""
     return "-" if x is None else f"{100 * x:.0f}%"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from letitcode.results.tables import md_table
 from letitcode.study.report.load import Study
-from letitcode.study.report.numbers import fmt, p1, pct
+from letitcode.study.report.numbers import num, p1, pct
 
 
 def _bench_line(study: Study, bench: str) -> str:
@@ -70,11 +70,11 @@ def section_scores(study: Study) -> list[str]:
                     a,
                     r["n_problems"],
                     p1(study.run(a, b)),
-                    fmt(r.get("test_pass_rate")),
-                    fmt(r.get("bleu"), "{:.2f}"),
-                    fmt(r.get("codebleu")),
+                    num(r.get("test_pass_rate")),
+                    num(r.get("bleu"), "{:.2f}"),
+                    num(r.get("codebleu")),
                     *[
-                        fmt(((r.get("by_difficulty") or {}).get(lv) or {}).get("pass@1"))
+                        num(((r.get("by_difficulty") or {}).get(lv) or {}).get("pass@1"))
                         for lv in ("Easy", "Medium", "Hard")
                     ],
                 ]
