@@ -19,10 +19,11 @@ import pytest
 from letitcode.data.overlap import ngram_overlap, word_ngrams
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
+from letitcode.scoring.stats import format_ci
 from letitcode.study.plan import PLANS_DIR, load_plan, preset_names
 from letitcode.study.prepare import temporal_status
 from letitcode.study.report import FIGURES, SECTIONS, load_study, write_report
-from letitcode.study.report.numbers import diff_ci, jaccard, unpaired_gap
+from letitcode.study.report.numbers import jaccard, unpaired_gap
 from letitcode.study.units import resolve_exemplars
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,8 +140,8 @@ def test_report_statistics() -> None:
     same = unpaired_gap([1, 0] * 20, [0, 1] * 20)
     assert same["ci"][0] < 0 < same["ci"][1]
     # differences print like every other CI (scoring.stats.format_ci: 3 decimals), with their sign
-    assert diff_ci(0.125, [-0.05, 0.3]) == "+0.125 [-0.050, 0.300]"
-    assert diff_ci(-0.5, None) == "-0.500"
+    assert format_ci(0.125, [-0.05, 0.3], signed=True) == "+0.125 [-0.050, 0.300]"
+    assert format_ci(-0.5, None, signed=True) == "-0.500"
 
 
 def test_report_fails_clearly_without_results(tmp_path: Path) -> None:

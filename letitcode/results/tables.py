@@ -235,11 +235,6 @@ def comparisons(runs: Sequence[Run], *, k: int = 1) -> list[dict[str, Any]]:
     return out
 
 
-def _signed(text: str, value: float) -> str:
-    """A difference says its direction: `+0.125 [...]`, as `-0.125 [...]` does."""
-    return f"+{text}" if value >= 0 else text
-
-
 def comparison_table(comps: Sequence[dict[str, Any]]) -> str:
     rows = [
         [
@@ -248,7 +243,7 @@ def comparison_table(comps: Sequence[dict[str, Any]]) -> str:
             c["n_problems"],
             c["a"],
             c["b"],
-            _signed(format_ci(c["difference"], c["ci"]), c["difference"]),
+            format_ci(c["difference"], c["ci"], signed=True),
             c["test"],
             f"{c['p_value']:.3g}",
             c["verdict"],

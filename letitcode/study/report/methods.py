@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from letitcode.results.tables import comparison_table, md_table
+from letitcode.scoring.stats import format_ci
 from letitcode.study.plan import SFT_TRAIN, SFT_VALIDATION
 from letitcode.study.report.load import Study
 from letitcode.study.report.numbers import (
-    diff_ci,
     losses,
     num,
     p1,
@@ -66,7 +66,7 @@ def _verdict_lines(study: Study, a: str, others: Sequence[str]) -> list[str]:
     for o in others:
         comp = paired(study, a, o, study.primary)
         lines.append(
-            f"- `{a}` against `{o}` on `{study.primary}`: {diff_ci(comp['difference'], comp['ci'])}, "
+            f"- `{a}` against `{o}` on `{study.primary}`: {format_ci(comp['difference'], comp['ci'], signed=True)}, "
             f"p={comp['p_value']:.3g}: **{comp['verdict']}**."
         )
     return [*lines, ""]
@@ -149,9 +149,9 @@ def _icl_overfitting(study: Study, arms: Sequence[str]) -> list[str]:
                 a,
                 f"{old_p:.3f} (n={len({r['task_id'] for r in old})}, {_mix(old)})",
                 f"{study.run(a, study.primary).results['pass@1']:.3f} (n={study.run(a, study.primary).results['n_problems']}, {_mix(new)})",
-                f"{diff_ci(g['gap'], g['ci'])}",
+                f"{format_ci(g['gap'], g['ci'], signed=True)}",
                 "yes" if g["ci"][0] > 0 else "no",
-                f"{diff_ci(control['gap'], control['ci'])}",
+                f"{format_ci(control['gap'], control['ci'], signed=True)}",
             ]
         )
         if g["ci"][0] > 0:
@@ -203,7 +203,7 @@ def _overfit_probe_rows(
                 p1(tr),
                 p1(va),
                 p1(study.run(a, study.primary)),
-                f"{diff_ci(g['gap'], g['ci'])}",
+                f"{format_ci(g['gap'], g['ci'], signed=True)}",
                 "yes" if g["ci"][0] > 0 else "no",
             ]
         )
@@ -245,7 +245,9 @@ def _overfit_verdict(study: Study, arm: str, gap: dict[str, Any] | None) -> str:
             f"validation loss ended {ls['eval_rise']:+.3f} above its minimum (step {ls['min_eval_step']})"
         )
     if gap is not None and gap["ci"][0] > 0:
-        signs.append(f"train-subset pass@1 exceeds validation pass@1 by {diff_ci(gap['gap'], gap['ci'])}")
+        signs.append(
+            f"train-subset pass@1 exceeds validation pass@1 by {format_ci(gap['gap'], gap['ci'], signed=True)}"
+        )
     if signs:
         return f"`{arm}`: evidence of overfitting: " + "; ".join(signs) + "."
     return (

@@ -24,12 +24,6 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
-def diff_ci(value: float, ci: Sequence[float] | None) -> str:
-    """A difference with its CI, signed: `+0.125 [-0.050, 0.300]` (`format_ci`, the one formatter, plus a `+`)."""
-    text = format_ci(value, ci)
-    return text if text.startswith("-") else "+" + text
-
-
 def p1(run: Run) -> str:
     return format_ci(run.results["pass@1"], run.results["ci"].get("pass@1"), run.results.get("n_problems"))
 
