@@ -7,11 +7,9 @@ several configs) or a Hub dataset id (`ORG/NAME` or `ORG/NAME@REVISION`). With n
 come from the `LEADERBOARD_RESULTS` environment variable (comma- or space-separated), which is how a Hub
 Space configures it: this file runs unchanged as a Space's `app.py`.
 
-The app stays thin. It finds each source's dataset folder (`letitcode.hub.spec` tells a Hub id from a path,
-`letitcode.results.load` downloads it) and reads the summary rows with `letitcode.results.load`; the
-intervals are the ones the runs were scored with, printed by `letitcode.scoring.stats.format_ci`. A Space
-runs this file with the `letitcode` package beside it (`letitcode.hub.publish.stage_leaderboard_space`).
-Everything else here is presentation.
+The app is presentation only: `letitcode.hub.spec` tells a Hub id from a path, `letitcode.results.load`
+downloads and reads the summary rows, and intervals are the runs' own, printed by `format_ci`. A Space runs
+it with the `letitcode` package beside it (`letitcode.hub.publish.stage_leaderboard_space`).
 """
 
 import argparse
