@@ -153,7 +153,8 @@ def _train(seed: str, method: str, model: Path, data: Path, out: Path) -> dict[s
     key = (seed, method)
     if key in _TRAINED:
         return _TRAINED[key]
-    from letitcode.training.trainer import parse_args, train
+    from letitcode.training.config import parse_args
+    from letitcode.training.trainer import train
 
     argv = [
         "--config", str(REPO / "sft" / "recipes" / seed / f"{method}.yaml"), "--model", str(model),

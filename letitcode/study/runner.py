@@ -51,6 +51,7 @@ from typing import Any
 
 from letitcode.errors import UserError
 from letitcode.records import write_json
+from letitcode.training.config import METHODS as TRAIN_METHODS
 
 REPO = Path(__file__).resolve().parents[2]
 PLANS_DIR = REPO / "experiments" / "plans"
@@ -61,13 +62,6 @@ NGRAM = 13  # contamination n-gram length (word tokens), as in GPT-3's and Llama
 ROLES = ("heldout", "extra")  # heldout: a LeetCode benchmark every approach is compared on
 SFT_TRAIN = "sft_train_subset"  # benchmark labels the study derives from the SFT split (overfitting evidence)
 SFT_VALIDATION = "sft_validation"
-TRAIN_METHODS = (
-    "lora",
-    "qlora",
-    "dora",
-    "full",
-    "ia3",
-)  # as letitcode.training.trainer.METHODS (not imported: TRL)
 
 
 # ------------------------------------------------------------------------------------------------ the plan
