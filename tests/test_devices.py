@@ -516,7 +516,7 @@ def test_eval_after_evaluates_on_the_gpu_and_a_qlora_adapter_on_its_4bit_base(
     monkeypatch, tmp_path, qlora_adapter
 ):
     from letitcode import pipeline
-    from letitcode.training import trainer as training
+    from letitcode.training import eval_after as training
 
     seen = []
     monkeypatch.setattr(
@@ -632,11 +632,11 @@ def test_study_with_serve_starts_one_server_per_model_and_evaluates_through_it(m
 
 
 def test_an_80_gb_card_meets_an_80_gb_recipe(capsys):
-    from letitcode.training.trainer import Hardware, _check_gpu_expectation
+    from letitcode.training.config import Hardware, check_gpu_expectation
 
     # an H100 80GB: total_memory 85,045,231,616 bytes = 79.2 GiB; recipes say GB as cards are sold
-    assert _check_gpu_expectation(80, Hardware(True, True, 79.2)) is None
-    msg = _check_gpu_expectation(80, Hardware(True, True, 39.4))  # a 40 GB A100
+    assert check_gpu_expectation(80, Hardware(True, True, 79.2)) is None
+    msg = check_gpu_expectation(80, Hardware(True, True, 39.4))  # a 40 GB A100
     assert msg and "80 GB (74.5 GiB)" in msg and "39.4 GiB" in msg
 
 

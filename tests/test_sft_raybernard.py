@@ -78,7 +78,7 @@ def test_decontamination_matches_the_parsed_slug():
 
 
 def test_card_names_raybernard_for_a_local_copy_of_its_rows():
-    from letitcode.training.trainer import known_dataset_id
+    from letitcode.training.artifacts import known_dataset_id
 
     data = sft_data.build_sft_data(str(FIXTURE), val_fraction=0)
     assert known_dataset_id(data.preset, str(FIXTURE), data.stats) == "RayBernard/leetcode"

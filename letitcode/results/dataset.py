@@ -24,10 +24,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from letitcode import templates
 from letitcode.errors import UserError
 from letitcode.hub.spec import approach_of, config_name, model_identity
 
-CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "result_dataset.md"
+CARD_TEMPLATE = templates.CARDS / "result_dataset.md"
 SUMMARY_CONFIG = "summary"
 SAMPLES_SPLIT = "samples"
 

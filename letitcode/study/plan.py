@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from letitcode.errors import UserError
+from letitcode.training.config import METHODS
 
 if TYPE_CHECKING:  # importlib.resources.abc is Python >= 3.11
     from importlib.resources.abc import Traversable
@@ -27,13 +28,7 @@ PLANS_DIR = resources.files("letitcode") / "templates" / "plans"
 ROLES = ("heldout", "extra")  # heldout: a LeetCode benchmark every approach is compared on
 SFT_TRAIN = "sft_train_subset"  # benchmark labels the study derives from the SFT split (overfitting evidence)
 SFT_VALIDATION = "sft_validation"
-TRAIN_METHODS = (
-    "lora",
-    "qlora",
-    "dora",
-    "full",
-    "ia3",
-)  # as letitcode.training.trainer.METHODS (not imported: TRL)
+TRAIN_METHODS = METHODS  # training.config imports no TRL, so the plan checks against the one list
 
 
 # ------------------------------------------------------------------------------------------------ the plan
