@@ -10,6 +10,7 @@ import numpy as np
 from letitcode.results.tables import Run
 from letitcode.scoring.stats import format_ci
 from letitcode.study.report.load import Study
+from letitcode.training.artifacts import loss_curves
 
 ALPHA = 0.05
 
@@ -67,9 +68,9 @@ def paired(study: Study, a: str, b: str, bench: str) -> dict[str, Any]:
 
 
 def losses(log_history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
-    evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
-    out: dict[str, Any] = {"train": train, "eval": evals}
+    """The loss curves (training's one parser) and the numbers the report reads off them."""
+    out: dict[str, Any] = loss_curves(log_history)
+    train, evals = out["train"], out["eval"]
     out["final_train"] = train[-1][1] if train else None
     out["first_train"] = train[0][1] if train else None
     out["final_eval"] = evals[-1][1] if evals else None
