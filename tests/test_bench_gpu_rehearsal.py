@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import seed_models
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 # Parameter counts of the released checkpoints (their model cards: 8.54B, 8.03B, 3.82B).
 REAL_PARAMETERS = {
     "gemma-7b": 8_537_680_896,

@@ -13,11 +13,10 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from letitcode import commands
 from letitcode.errors import UserError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", list(commands.COMMANDS))

@@ -8,16 +8,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import REPO
 
 from letitcode import devices
 from letitcode.errors import UserError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()

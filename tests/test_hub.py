@@ -9,13 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import REPO
 from huggingface_hub import DatasetCard, EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError
 
 from letitcode.errors import UserError
 from letitcode.hub import publish as hub
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _http_error(cls, status=404):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "leaderboard" / "app.py"
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"

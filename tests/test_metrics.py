@@ -6,17 +6,15 @@ import os
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from letitcode.data.problem import Problem
 from letitcode.pipeline import _finalize
 from letitcode.scoring import quality, refmetrics
 from letitcode.scoring.passk import pass_at_k
 from letitcode.scoring.summary import summarize
-
-REPO = Path(__file__).resolve().parents[1]
 
 TWO_SUM = """class Solution:
     def twoSum(self, nums: List[int], target: int) -> List[int]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import tomllib
+from conftest import REPO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _pins() -> dict[str, str]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "sft" / "recipes").glob("*/*.yaml"))
 ACCELERATE = sorted((REPO / "accelerate_configs").glob("*.yaml"))
 SEED_MODELS = {

@@ -5,11 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from letitcode.errors import UserError
 from letitcode.results import report, tables
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from letitcode.data.problem import ExecJob
 from letitcode.errors import UserError
 from letitcode.sandbox import STATUSES, ExecResult, Sandbox, run_jobs, worker
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def job(

@@ -17,13 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from letitcode.extract import extract_code
 from letitcode.records import GenerationCache, write_json, write_jsonl
 from letitcode.sandbox import ExecJob, Sandbox
 from letitcode.sandbox import worker as worker_module
 
-REPO = Path(__file__).resolve().parents[1]
 LEVELS = ["bwrap", "unshare", "rlimits"]
 
 

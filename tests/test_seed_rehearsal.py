@@ -29,10 +29,10 @@ from typing import Any
 
 import pytest
 import seed_models
+from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 SEEDS = ("gemma-7b", "llama-3.1-8b-instruct", "phi-3-mini-4k-instruct")
 METHODS = ("lora", "dora", "full", "qlora")
 # The linear layers PEFT's "all-linear" must reach in each architecture (lm_head excluded).

@@ -15,15 +15,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, SHARED_DATA
 
 from letitcode.data.problem import Problem
 from letitcode.errors import DataError, HubUnavailable, UserError
 from letitcode.hub import publish as hub
 from letitcode.training import data as sft_data
 
-REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "sft" / "raybernard_sample.jsonl"
-LCD_TRAIN = REPO.parent / "shared" / "data" / "leetcodedataset" / "LeetCodeDataset-v0.2.0-train.jsonl.gz"
+LCD_TRAIN = SHARED_DATA / "leetcodedataset" / "LeetCodeDataset-v0.2.0-train.jsonl.gz"
 TINY_HUB_ID = "letitcode-tests/tiny-llama"
 
 

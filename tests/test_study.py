@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, SHARED_DATA
 
 from letitcode.data.overlap import ngram_overlap, word_ngrams
 from letitcode.data.problem import Problem
@@ -26,8 +27,6 @@ from letitcode.study.report import FIGURES, SECTIONS, load_study, write_report
 from letitcode.study.report.numbers import jaccard, unpaired_gap
 from letitcode.study.units import resolve_exemplars
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 PRESETS = preset_names()
 
 

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from letitcode.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "sft" / "raybernard_sample.jsonl"
 LCD_FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "leetcodedataset-v0.2.0-test.jsonl"
 
