@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from letitcode import prompts  # noqa: E402
-from letitcode.pipeline import EvalConfig, run_eval  # noqa: E402
+from letitcode.config import EvalConfig  # noqa: E402
+from letitcode.pipeline import run_eval  # noqa: E402
 
 NO_STARTER = "zero_shot_no_starter"
 

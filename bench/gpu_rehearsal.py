@@ -151,8 +151,9 @@ def _prompts(seed: str, n: int) -> list[Any]:
     """`n` zero-shot prompts of embedded LeetCode problems in the seed model's own prompt style (the seed
     table: completion for gemma-7b, chat for the instruct models)."""
     from letitcode import prompts
+    from letitcode.config import EvalConfig
     from letitcode.data.benchmarks import load_benchmark
-    from letitcode.pipeline import EvalConfig, select_problems
+    from letitcode.pipeline import select_problems
 
     problems = select_problems(load_benchmark("leetcode").problems, EvalConfig(limit=max(n, 3)))[:n]
     style = prompts.seed_style(seed_models.SEED_MODELS[seed]["hub_id"])

@@ -17,9 +17,10 @@ import pytest
 
 from letitcode import models, prompts
 from letitcode.backends.base import DecodingParams, GenRequest
+from letitcode.config import EvalConfig
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
-from letitcode.pipeline import EvalConfig, check_context, resolve_style, run_eval
+from letitcode.pipeline import check_context, resolve_style, run_eval
 
 REPO = Path(__file__).resolve().parents[1]
 LLAMA3_TOKENIZER = REPO / ".venv" / "tokenizers" / "node_modules" / "@lenml" / "tokenizer-llama3_1" / "models"

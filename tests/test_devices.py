@@ -45,7 +45,7 @@ def fake_cuda(monkeypatch):
 
 
 def test_device_auto_is_cuda_when_available_and_cpu_otherwise(monkeypatch, fake_cuda):
-    from letitcode.pipeline import EvalConfig
+    from letitcode.config import EvalConfig
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert devices.resolve_device("auto") == "cpu"
@@ -286,8 +286,9 @@ def test_cpu_keeps_batch_size_and_the_cpu_step_cap(tiny_model):
 
 def test_run_eval_with_device_cuda_and_no_gpu_fails_before_loading(monkeypatch, tmp_path):
     from letitcode import models
+    from letitcode.config import EvalConfig
     from letitcode.data import benchmarks as sources
-    from letitcode.pipeline import EvalConfig, run_eval
+    from letitcode.pipeline import run_eval
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
@@ -328,7 +329,8 @@ def test_evaluate_cli_device_cuda_without_gpu_is_one_line_exit_2(tmp_path):
 
 @pytest.mark.slow
 def test_run_eval_records_device_dtype_attn_and_gpu_peak_in_manifest(tiny_model, tmp_path):
-    from letitcode.pipeline import EvalConfig, run_eval
+    from letitcode.config import EvalConfig
+    from letitcode.pipeline import run_eval
 
     run_eval(
         EvalConfig(
@@ -539,7 +541,8 @@ def test_eval_after_evaluates_on_the_gpu_and_a_qlora_adapter_on_its_4bit_base(
 
 def test_run_eval_gives_the_local_backend_its_device_attn_and_quantization(monkeypatch, fake_cuda, tmp_path):
     import letitcode.backends as backends
-    from letitcode.pipeline import EvalConfig, run_eval
+    from letitcode.config import EvalConfig
+    from letitcode.pipeline import run_eval
 
     fake_cuda()
     seen = {}

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from letitcode.backends.base import Generation
-from letitcode.pipeline import EvalConfig, run_eval
+from letitcode.config import EvalConfig
+from letitcode.pipeline import run_eval
 
 LCD = (
     Path(__file__).resolve().parents[2]

@@ -14,8 +14,9 @@ import pytest
 
 from letitcode import pipeline
 from letitcode.backends.base import Generation
+from letitcode.config import EvalConfig
 from letitcode.errors import UserError
-from letitcode.pipeline import EvalConfig, run_eval
+from letitcode.pipeline import run_eval
 
 REPO = Path(__file__).resolve().parents[1]
 

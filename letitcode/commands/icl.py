@@ -22,7 +22,8 @@ from letitcode.cli import parse_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    from letitcode.pipeline import EvalConfig, format_table, run_eval, wrote_line
+    from letitcode.config import EvalConfig
+    from letitcode.pipeline import format_table, run_eval, wrote_line
 
     (cfg,) = parse_config((EvalConfig,), argv, description=__doc__)
     results = run_eval(cfg)

@@ -549,7 +549,8 @@ def _parseable_lcd_rows(rows: Sequence[Mapping[str, Any]], source: str) -> list[
 
 def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
     """Task ids per benchmark, the decontaminated SFT pool and its split, contamination; cached in prepare.json."""
-    from letitcode.pipeline import EvalConfig, select_problems
+    from letitcode.config import EvalConfig
+    from letitcode.pipeline import select_problems
 
     fp = fingerprint(
         {
@@ -815,7 +816,7 @@ def _eval_model(plan: StudyPlan, arm: ArmSpec, out: Path) -> str:
 
 
 def eval_config(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, bench: str, out: Path) -> Any:
-    from letitcode.pipeline import EvalConfig
+    from letitcode.config import EvalConfig
 
     info = prep["benchmarks"][bench]
     spec = BenchmarkSpec(**info["spec"])
