@@ -181,15 +181,11 @@ def bench_generation(seed: str, model: Any, tokenizer: Any, plan: Plan) -> list[
                 backend = LocalBackend(resolved, batch_size=batch, loaded=(model, tokenizer), mode=mode)
                 row["device"] = backend.device
                 # one short warm-up (kernels, allocator, CUDA graphs) that is not timed
-                list(
-                    backend.generate(
-                        reqs[:1], DecodingParams(max_new_tokens=2, temperature=0.0), progress=False
-                    )
-                )
+                list(backend.generate(reqs[:1], DecodingParams(max_new_tokens=2, temperature=0.0)))
                 _reset_peak(plan.device)
                 _sync(plan.device)
                 t0 = time.perf_counter()
-                gens = [g for _, g in backend.generate(reqs, params, progress=False)]
+                gens = [g for _, g in backend.generate(reqs, params)]
                 _sync(plan.device)
                 wall = time.perf_counter() - t0
                 tokens = sum(g.n_tokens for g in gens)

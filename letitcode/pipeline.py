@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from letitcode import prompts
-from letitcode.backends.base import DecodingParams, GenRequest, prompt_hash
+from letitcode.backends.base import Backend, DecodingParams, GenRequest
 from letitcode.config import EvalConfig, parse_ks, run_options
 from letitcode.data.benchmarks.registry import REGISTRY
 from letitcode.data.problem import Problem, stratified_subset
 from letitcode.errors import UserError
 from letitcode.extract import complete_program, extract_code, fit_entry_point, with_starter
+from letitcode.prompts import prompt_hash
 from letitcode.records import (
     GenerationCache,
     generation_key,
@@ -320,23 +321,23 @@ def _sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def resolve_style(cfg: EvalConfig, backend: Any) -> prompts.StyleChoice:
+def resolve_style(cfg: EvalConfig, backend: Backend) -> prompts.StyleChoice:
     """`prompts.resolve_style` for this run's model: a local backend's tokenizer is the last resort."""
     return prompts.resolve_style(
         cfg.prompt_style,
         model=cfg.model,
-        resolved=getattr(backend, "resolved", None),
-        served=getattr(backend, "model_name", None),
-        has_chat_template=getattr(backend, "has_chat_template", None),
+        resolved=backend.resolved,
+        served=backend.model_name,
+        has_chat_template=backend.has_chat_template,
     )
 
 
 def check_context(
-    problems: Sequence[Problem], infos: dict[str, dict[str, Any]], backend: Any, cfg: EvalConfig
+    problems: Sequence[Problem], infos: dict[str, dict[str, Any]], backend: Backend, cfg: EvalConfig
 ) -> tuple[list[Problem], list[dict[str, Any]]]:
     """(problems that fit, the ones skipped): a prompt + max_new_tokens past the model's context is a one-line
     error naming the problem and the lengths, or, with --skip_overlong, a problem skipped and listed."""
-    window = backend.context_window() if hasattr(backend, "context_window") else None
+    window = backend.context_window()
     kept, skipped = [], []
     for p in problems:
         n = infos[p.task_id].get("n_prompt_tokens")
@@ -358,7 +359,7 @@ def check_context(
     return kept, skipped
 
 
-def run_eval(cfg: EvalConfig, *, backend: Any = None) -> dict[str, Any]:
+def run_eval(cfg: EvalConfig, *, backend: Backend | None = None) -> dict[str, Any]:
     """Generate (resumably), execute and score; write samples.jsonl, results.json, manifest.json,
     generations.jsonl to cfg.output_dir and return the results."""
     from letitcode.data.benchmarks import load_benchmark
@@ -474,9 +475,9 @@ def _run_eval(
     rendered = {
         p.task_id: prompts.render(p, cfg.strategy, style, exemplars.get(p.task_id, ())) for p in problems
     }
-    prompt_infos = {p.task_id: _prompt_info(backend, rendered[p.task_id].prompt) for p in problems}
+    prompt_infos = {p.task_id: backend.prompt_info(rendered[p.task_id].prompt) for p in problems}
     problems, skipped = check_context(problems, prompt_infos, backend, cfg)
-    model_key = getattr(backend, "cache_key", None) or backend.resolved.cache_key
+    model_key = backend.cache_key
     # Decoding settings (but not n: more samples extend a run) are part of the key, so changing
     # --temperature or --max-new-tokens never silently reuses old generations.
     decoding_key = json.dumps({k: v for k, v in params.to_dict().items() if k != "n"}, sort_keys=True)
@@ -502,7 +503,7 @@ def _run_eval(
         print(f"resuming: {reused} of {len(slots)} generations already cached in {out / 'generations.jsonl'}")
     from tqdm.auto import tqdm
 
-    run_device = str(getattr(backend, "device", None) or "")
+    run_device = str(backend.device or "")
     if devices.is_cuda(run_device):
         import torch
 
@@ -511,12 +512,12 @@ def _run_eval(
     # at once for static batching) and shows the generated tokens per second so far.
     bar = tqdm(
         total=len(requests),
-        desc=f"generating ({getattr(backend, 'name', 'model')})",
+        desc=f"generating ({backend.name})",
         unit="sample",
         disable=not cfg.progress or not requests,
     )
     t0, tokens = time.perf_counter(), 0
-    for i, gen in backend.generate(requests, params, progress=False):
+    for i, gen in backend.generate(requests, params):
         tokens += gen.n_tokens or 0
         bar.update(1)
         bar.set_postfix_str(f"{tokens / max(time.perf_counter() - t0, 1e-6):.1f} tok/s", refresh=False)
@@ -573,7 +574,7 @@ def _run_eval(
     manifest = {
         "kind": "eval",
         "approach": cfg.approach or cfg.strategy,
-        "model": backend.resolved.manifest() if hasattr(backend, "resolved") else {"spec": cfg.model},
+        "model": backend.resolved.manifest() if backend.resolved is not None else {"spec": cfg.model},
         "backend": backend.describe(),
         "benchmark": bench.manifest(),
         "task_ids_sha256": hashlib.sha256(json.dumps([p.task_id for p in problems]).encode()).hexdigest()[
@@ -620,12 +621,6 @@ def _run_eval(
         sampling=sampling_info(bench.problems, problems, cfg),
         extra_results={"skipped_overlong": skipped} if skipped else None,
     )
-
-
-def _prompt_info(backend: Any, prompt: Any) -> dict[str, Any]:
-    if hasattr(backend, "prompt_info"):
-        return backend.prompt_info(prompt)
-    return {"prompt": prompt, "n_prompt_tokens": None, "prompt_bos": None}
 
 
 def sampling_info(all_problems: Sequence[Problem], chosen: Sequence[Problem], cfg: EvalConfig) -> dict | None:

@@ -41,12 +41,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from letitcode.backends.base import Prompt
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
 from letitcode.extract import COMPLETION_STOPS, body_indent, open_starter
 
 Style = Literal["chat", "completion"]
+
+# A chat prompt is a list of {"role", "content"} messages; a completion prompt is a plain string.
+Prompt = str | list[dict[str, str]]
+
+
+def prompt_hash(prompt: Prompt) -> str:
+    """The prompt's identity in the generation cache."""
+    return hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()[:16]
+
 
 SYSTEM = (
     "You are an expert Python programmer. Solve the problem in Python 3. "

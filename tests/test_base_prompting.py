@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from letitcode import models, prompts
-from letitcode.backends.base import DecodingParams, GenRequest
+from letitcode.backends.base import Backend, DecodingParams, GenRequest
 from letitcode.config import EvalConfig
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
@@ -203,7 +203,7 @@ def test_local_backend_generates_from_bos_once(request, gemma_tok, arch):
 
     b.model.forward = spy
     reqs = [GenRequest(_completion_prompt(), "k0"), GenRequest('def add(a, b):\n    """Add."""', "k1")]
-    out = dict(b.generate(reqs, DecodingParams(max_new_tokens=3), progress=False))
+    out = dict(b.generate(reqs, DecodingParams(max_new_tokens=3)))
     assert sorted(out) == [0, 1] and len(seen) == 2
     for ids in seen:
         assert ids[0] == bos and ids[1] != bos
@@ -276,7 +276,7 @@ def test_endpoint_folds_the_system_turn_for_gemma_by_name():
     assert b.prompt_info(msgs)["prompt"][0]["content"].startswith(prompts.SYSTEM)
     b.model_name = "meta-llama/Llama-3.1-8B-Instruct"
     assert b.fit(msgs) == msgs
-    assert not hasattr(EndpointBackend, "has_chat_template")  # endpoints no longer claim a chat template
+    assert EndpointBackend.has_chat_template is None  # endpoints never claim a chat template: unknown
 
 
 # ---------------------------------------------------------------------------------------------- style
@@ -319,8 +319,20 @@ def test_style_resolution_order(tmp_path):
         prompts.resolve_style("base", model="x")
 
 
+class _Fake(Backend):
+    """A backend that is never asked to generate: only its declared defaults are read."""
+
+    cache_key = "fake"
+
+    def describe(self):
+        return {"backend": self.name}
+
+    def generate(self, requests, params):
+        raise AssertionError("not called")
+
+
 def test_pipeline_style_for_endpoints_is_never_sniffed():
-    class Endpoint:  # what the pipeline sees of an endpoint backend: a served name, no tokenizer
+    class Endpoint(_Fake):  # what the pipeline sees of an endpoint backend: a served name, no tokenizer
         model_name = "google/gemma-7b"
 
     assert resolve_style(EvalConfig(model="auto"), Endpoint()).style == "completion"  # gemma behind TGI/vLLM
@@ -333,7 +345,7 @@ def test_pipeline_style_for_endpoints_is_never_sniffed():
 # ---------------------------------------------------------------------------------------------- context
 
 
-class _Window:
+class _Window(_Fake):
     def __init__(self, window):
         self.window = window
 
@@ -357,7 +369,7 @@ def test_context_check_is_a_one_line_error_or_a_skip():
         {"task_id": "long", "n_prompt_tokens": 3900}
     ]
     # an endpoint (no window, no count) is left to the server's own check
-    assert check_context([long], {"long": {"n_prompt_tokens": None}}, object(), cfg)[0] == [long]
+    assert check_context([long], {"long": {"n_prompt_tokens": None}}, _Fake(), cfg)[0] == [long]
 
 
 def test_run_eval_checks_the_context_before_generating_and_records_the_prompt(gemma_tok, tmp_path):

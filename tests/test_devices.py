@@ -253,7 +253,7 @@ def test_cuda_model_takes_the_paged_path_with_a_gpu_sized_kv_cache(monkeypatch, 
 
     monkeypatch.setattr(model, "init_continuous_batching", init_cb)
     with pytest.raises(Stop):
-        list(b.generate([GenRequest("def f():\n", "k0")], DecodingParams(max_new_tokens=100), progress=False))
+        list(b.generate([GenRequest("def f():\n", "k0")], DecodingParams(max_new_tokens=100)))
     cb = captured["cb"]
     per_token = devices.kv_bytes_per_token(model.config, model.dtype)  # 2 * 2 * 2 * 16 * 4 = 512 bytes
     budget = int(2**30 * 0.8) // per_token
@@ -652,5 +652,5 @@ def test_quantization_4bit_really_loads_the_qlora_base_in_4bit_on_the_cpu(qlora_
     assert b.describe()["quantization"] == "4bit-nf4"
     bnb = [m for m in b.model.modules() if type(m).__module__.startswith("bitsandbytes")]
     assert len(bnb) == 14 and all(type(m).__name__ == "Linear4bit" for m in bnb)  # 7 linears x 2 layers
-    out = dict(b.generate([GenRequest("def f():", "k1")], DecodingParams(max_new_tokens=3), progress=False))
+    out = dict(b.generate([GenRequest("def f():", "k1")], DecodingParams(max_new_tokens=3)))
     assert out[0].n_tokens >= 0 and b.cache_key != b.resolved.cache_key

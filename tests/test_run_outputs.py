@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from letitcode import pipeline
-from letitcode.backends.base import Generation
+from letitcode.backends.base import Backend, Generation
 from letitcode.config import EvalConfig
 from letitcode.errors import UserError
 from letitcode.pipeline import run_eval
@@ -21,7 +21,7 @@ from letitcode.pipeline import run_eval
 REPO = Path(__file__).resolve().parents[1]
 
 
-class WrongAnswers:
+class WrongAnswers(Backend):
     """Answers every prompt with the same wrong program."""
 
     name = "wrong-answers"
@@ -34,7 +34,7 @@ class WrongAnswers:
     def describe(self):
         return {"backend": self.name}
 
-    def generate(self, requests, params, *, progress=True):
+    def generate(self, requests, params):
         if self.fail:
             raise RuntimeError("the server went away")
         for i, _ in enumerate(requests):
