@@ -7,7 +7,7 @@ import pytest
 
 from letitcode.data.problem import Problem
 from letitcode.errors import HubUnavailable, UserError
-from letitcode.pipeline import _write_outputs
+from letitcode.pipeline.outputs import write_outputs
 from letitcode.results import dataset as rd
 
 SOLUTION = "class Solution:\n    def add(self, a: int, b: int) -> int:\n        return a + b\n"
@@ -26,7 +26,7 @@ def make_run(
     benchmark: str = "leetcodedataset",
 ) -> dict:
     """Write a finished run (samples.jsonl, results.json, manifest.json, dataset/) from crafted records,
-    through the pipeline's own `_write_outputs` (no model, no sandbox)."""
+    through the pipeline's own `write_outputs` (no model, no sandbox)."""
     passed = passed if passed is not None else [True, False, True, False, False, True]
     problems, records = {}, []
     for i, ok in enumerate(passed):
@@ -97,7 +97,7 @@ def make_run(
         "created": "2025-01-01T00:00:00Z",
     }
     out.mkdir(parents=True, exist_ok=True)
-    return _write_outputs(out, records, manifest, problems)
+    return write_outputs(out, records, manifest, problems)
 
 
 def test_slugs_and_config_names():

@@ -26,7 +26,8 @@ from letitcode.cli import parse_config
 def main(argv: list[str] | None = None) -> int:
     from letitcode.config import EvalConfig
     from letitcode.hub import publish as hub
-    from letitcode.pipeline import format_table, run_eval, wrote_line
+    from letitcode.pipeline import run_eval
+    from letitcode.pipeline.outputs import format_table, wrote_line
 
     cfg, push = parse_config((EvalConfig, hub.PushArguments), argv, description=__doc__)
     if push.any:  # fail on a missing token now, not after an hour of generation

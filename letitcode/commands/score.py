@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     from letitcode.cli import parse_config
     from letitcode.config import ScoreConfig, parse_ks
     from letitcode.errors import UserError
-    from letitcode.pipeline import format_table, score_samples, wrote_line
+    from letitcode.pipeline import score_samples
+    from letitcode.pipeline.outputs import format_table, wrote_line
 
     (cfg,) = parse_config((ScoreConfig,), argv, description=__doc__)
     for name in ("samples", "output_dir"):

