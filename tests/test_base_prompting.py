@@ -21,6 +21,7 @@ from letitcode.config import EvalConfig
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
 from letitcode.pipeline import check_context, resolve_style, run_eval
+from letitcode.prompts import templates
 
 REPO = Path(__file__).resolve().parents[1]
 LLAMA3_TOKENIZER = REPO / ".venv" / "tokenizers" / "node_modules" / "@lenml" / "tokenizer-llama3_1" / "models"
@@ -245,7 +246,7 @@ def test_gemma_template_rejecting_a_system_turn_gets_it_folded(gemma_tok, monkey
     assert not prompts.supports_system_turn(tok)
     text = prompts.prompt_text(tok, messages)
     assert text.count("<start_of_turn>user") == 1
-    assert prompts.SYSTEM in text and text.index(prompts.SYSTEM) < text.index(LEET.description)
+    assert templates.SYSTEM in text and text.index(templates.SYSTEM) < text.index(LEET.description)
     ids = prompts.encode_prompt(tok, messages)
     assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
     # training folds the same way (sft/train.py maps fit_example over the data before TRL tokenizes it)
@@ -273,7 +274,7 @@ def test_endpoint_folds_the_system_turn_for_gemma_by_name():
     msgs = prompts.render(LEET, "zero_shot", "chat").prompt
     b.model_name = "google/gemma-7b-it"
     assert [m["role"] for m in b.fit(msgs)] == ["user"]
-    assert b.prompt_info(msgs)["prompt"][0]["content"].startswith(prompts.SYSTEM)
+    assert b.prompt_info(msgs)["prompt"][0]["content"].startswith(templates.SYSTEM)
     b.model_name = "meta-llama/Llama-3.1-8B-Instruct"
     assert b.fit(msgs) == msgs
     assert EndpointBackend.has_chat_template is None  # endpoints never claim a chat template: unknown
