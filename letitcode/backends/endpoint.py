@@ -119,8 +119,13 @@ class EndpointBackend(Backend):
 
     @property
     def cache_key(self) -> str:
-        """The endpoint, its backend kind and the model it serves."""
+        """The endpoint, its backend kind and the model it serves; `letitcode.server` re-keys a server it
+        started by the weights it serves (its port is random)."""
         return self._cache_key
+
+    @cache_key.setter
+    def cache_key(self, key: str) -> None:
+        self._cache_key = key
 
     # ------------------------------------------------------------------ hooks
 
