@@ -140,31 +140,7 @@ def score_samples(
         raise UserError(f"samples file {samples_path!r} has no samples")
     bench = load_benchmark(benchmark, dataset=dataset, split=split, revision=revision)
     by_id = {p.task_id: p for p in bench.problems}
-    items = []
-    seen: dict[str, int] = {}
-    for lineno, s in samples:
-        task_id, completion = s.get("task_id"), s.get("completion")
-        if task_id is None:
-            raise UserError(f"{samples_path}:{lineno}: missing 'task_id'")
-        if not isinstance(completion, str):
-            raise UserError(f"{samples_path}:{lineno}: missing or non-string 'completion'")
-        problem = by_id.get(str(task_id))
-        if problem is None:
-            raise UserError(f"{samples_path}:{lineno}: task id {task_id!r} is not in benchmark {benchmark!r}")
-        idx = seen.get(problem.task_id, 0)
-        seen[problem.task_id] = idx + 1
-        rec = _record_base(problem, idx, completion)
-        if problem.prompt and REGISTRY[benchmark].prompt_is_code:
-            rec["extraction"] = "completion"
-            items.append((problem, rec, completion, "completion"))
-        else:
-            ext = extract_code(completion, problem.entry_point) if "```" in completion else None
-            code = ext.code if ext else completion
-            fitted = False
-            if code and code.strip():
-                code, fitted = fit_entry_point(code, problem.entry_point)
-            rec["extraction"] = (ext.method if ext else "verbatim") + ("+fitted" if fitted else "")
-            items.append((problem, rec, code if code and code.strip() else None, "solution"))
+    items = _score_items(samples, by_id, benchmark, samples_path)
     if all(not s.get("completion", "").strip() for _, s in samples):
         raise UserError(f"every completion in {samples_path!r} is empty: nothing to score")
     records, isolation = execute(
@@ -181,6 +157,38 @@ def score_samples(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return write_outputs(Path(output_dir), records, manifest, by_id, metrics, ks=ks)
+
+
+def _score_items(
+    samples: list[tuple[int, dict[str, Any]]], by_id: dict[str, Problem], benchmark: str, samples_path: str
+) -> list[tuple[Problem, SampleRecord, str | None, str]]:
+    """The sandbox's work list for given completions: each line checked, its record begun, its code found."""
+    items: list[tuple[Problem, SampleRecord, str | None, str]] = []
+    seen: dict[str, int] = {}
+    for lineno, s in samples:
+        task_id, completion = s.get("task_id"), s.get("completion")
+        if task_id is None:
+            raise UserError(f"{samples_path}:{lineno}: missing 'task_id'")
+        if not isinstance(completion, str):
+            raise UserError(f"{samples_path}:{lineno}: missing or non-string 'completion'")
+        problem = by_id.get(str(task_id))
+        if problem is None:
+            raise UserError(f"{samples_path}:{lineno}: task id {task_id!r} is not in benchmark {benchmark!r}")
+        idx = seen.get(problem.task_id, 0)
+        seen[problem.task_id] = idx + 1
+        rec = _record_base(problem, idx, completion)
+        if problem.prompt and REGISTRY[benchmark].prompt_is_code:
+            rec["extraction"] = "completion"
+            items.append((problem, rec, completion, "completion"))
+            continue
+        ext = extract_code(completion, problem.entry_point) if "```" in completion else None
+        code = ext.code if ext else completion
+        fitted = False
+        if code and code.strip():
+            code, fitted = fit_entry_point(code, problem.entry_point)
+        rec["extraction"] = (ext.method if ext else "verbatim") + ("+fitted" if fitted else "")
+        items.append((problem, rec, code if code and code.strip() else None, "solution"))
+    return items
 
 
 def _sha256(path: str | Path) -> str:
