@@ -33,7 +33,8 @@ def worker(args: argparse.Namespace) -> None:
     """One method, in this (fresh) process; writes its figures as JSON to args.result."""
     from transformers import TrainerCallback
 
-    from letitcode.training.trainer import Hardware, parse_args, train
+    from letitcode.training.config import Hardware, parse_args
+    from letitcode.training.trainer import train
 
     class StepTimer(TrainerCallback):
         def __init__(self) -> None:

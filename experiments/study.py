@@ -4,8 +4,9 @@
     python experiments/study.py --preset embedded-cpu --output-dir runs/study         # about 40 minutes on 2 cores
     python experiments/study.py --preset llama-3.1-8b-instruct --output-dir runs/llama  # GPU + Hub
 
-Presets are YAML plans in experiments/plans/ (or pass --plan FILE). Rerunning the same command resumes: every
-finished training or evaluation is skipped. See letitcode/study/runner.py for the plan format and the output layout.
+Presets are YAML plans in experiments/plans/ (package data: letitcode/templates/plans/), or pass --plan FILE.
+Rerunning the same command resumes: every finished training or evaluation is skipped. See letitcode/study/plan.py
+for the plan format and letitcode/study/layout.py for the output layout.
 """
 
 from __future__ import annotations

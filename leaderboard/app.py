@@ -7,10 +7,9 @@ several configs) or a Hub dataset id (`ORG/NAME` or `ORG/NAME@REVISION`). With n
 come from the `LEADERBOARD_RESULTS` environment variable (comma- or space-separated), which is how a Hub
 Space configures it: this file runs unchanged as a Space's `app.py`.
 
-The app stays thin. It finds each source's dataset folder (downloading Hub ids) and reads the summary rows
-with `letitcode.results.dataset.load_summaries` when `letitcode` is importable (a checkout, or a Space whose
-requirements install the package); a Space with only `leaderboard/requirements.txt` reads the same
-`data/<config>/summary.parquet` files with pandas. Everything else here is presentation.
+The app is presentation only: `letitcode.hub.spec` tells a Hub id from a path, `letitcode.results.load`
+downloads and reads the summary rows, and intervals are the runs' own, printed by `format_ci`. A Space runs
+it with the `letitcode` package beside it (`letitcode.hub.publish.stage_leaderboard_space`).
 """
 
 import argparse
@@ -19,27 +18,23 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-try:  # the project's one-line user errors when the package is there; a local twin on a bare Space
-    from letitcode.errors import UserError
-except ImportError:  # pragma: no cover - exercised on a Space without the package
-
-    class UserError(Exception):  # type: ignore[no-redef]
-        """Bad input from the user: the message says what is wrong and what to pass instead."""
-
+from letitcode.data.problem import DIFFICULTIES
+from letitcode.errors import UserError
+from letitcode.hub.spec import local_reason, looks_like_hub_id
+from letitcode.results.load import download, load_summaries
+from letitcode.scoring.stats import SMALL_N, format_ci
 
 ENV_VAR = "LEADERBOARD_RESULTS"
 HUB = "https://huggingface.co"
-DIFFICULTIES = ("Easy", "Medium", "Hard")
-# Hub repo ids: "name" alone is ambiguous with a relative folder, so a source must be ORG/NAME[@REV].
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
-SMALL_N = 30  # as letitcode.scoring.stats.SMALL_N: intervals over fewer problems are flagged
+# summaries, manifests (for the viewer) and per-sample pass/fail
+HUB_PATTERNS = ["README.md", "data/*/summary.parquet", "data/*/manifest.json", "data/*/samples.parquet"]
 
 
 @dataclass(frozen=True)
@@ -51,13 +46,9 @@ class Source:
     hub_repo: str | None = None
     revision: str | None = None
 
-    def config_folder(self, config: str) -> Path | None:
-        folder = self.root / "data" / config
-        return folder if folder.is_dir() else None
-
     def manifest_file(self, config: str) -> Path:
-        folder = self.config_folder(config)
-        return (folder or self.root) / "manifest.json"
+        folder = self.root / "data" / config  # an older run folder keeps its manifest at its root
+        return (folder if folder.is_dir() else self.root) / "manifest.json"
 
     def manifest_url(self, config: str) -> str:
         if self.hub_repo:
@@ -71,47 +62,6 @@ class Source:
 # ---------------------------------------------------------------- reading
 
 
-def _download(spec: str) -> tuple[Path, str, str | None]:
-    repo, _, revision = spec.partition("@")
-    try:
-        from huggingface_hub import snapshot_download
-
-        local = snapshot_download(
-            repo,
-            repo_type="dataset",
-            revision=revision or None,
-            # summaries, manifests (for the viewer) and per-sample pass/fail (for per-difficulty CIs)
-            allow_patterns=[
-                "README.md",
-                "data/*/summary.parquet",
-                "data/*/manifest.json",
-                "data/*/samples.parquet",
-            ],
-        )
-    except Exception as e:  # offline, unknown, gated: all end the same way for the user
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        first = str(e).splitlines()[0][:160] if str(e) else ""
-        raise UserError(
-            f"cannot download result dataset {spec!r} from the Hub"
-            f"{' (HF_HUB_OFFLINE=1 is set)' if offline else ''}: {type(e).__name__}: {first}. "
-            "Pass a local result-dataset folder or run folder with --results instead"
-        ) from None
-    return Path(local), repo, revision or None
-
-
-def _looks_local(spec: str) -> str | None:
-    """Why a missing `--results` value is a local path, not a Hub id (None when it may be a Hub id)."""
-    repo = spec.partition("@")[0]
-    if spec.startswith((".", "/", "~")) or "\\" in spec:
-        return "it is spelled as a path"
-    if repo.count("/") > 1 or repo.endswith("/"):
-        return "a Hub id has one '/', ORG/NAME"
-    first = repo.split("/")[0]
-    if first and Path(first).is_dir():
-        return f"{first}/ is a folder here"
-    return None
-
-
 def locate(spec: str) -> Source:
     """Where one `--results` value's data is. A local path wins over a Hub id of the same spelling."""
     path = Path(spec).expanduser()
@@ -121,10 +71,14 @@ def locate(spec: str) -> Source:
             raise UserError(
                 f"--results {spec!r} is a file; pass a run folder, a result-dataset folder or a Hub id"
             )
-    elif (why := _looks_local(spec)) is not None:
+    elif (why := local_reason(spec)) is not None:
         raise UserError(f"--results {spec!r} does not exist ({why}, so it is not tried as a Hub id)")
-    elif _HUB_ID.match(spec):
-        path, hub_repo, revision = _download(spec)
+    elif looks_like_hub_id(spec):
+        path, hub_repo, revision = download(
+            spec,
+            allow_patterns=HUB_PATTERNS,
+            instead="a local result-dataset folder or run folder with --results",
+        )
     else:
         raise UserError(
             f"--results {spec!r} does not exist (expected a local folder or a Hub dataset id ORG/NAME)"
@@ -132,7 +86,7 @@ def locate(spec: str) -> Source:
     for root in (path, path / "dataset"):
         if any(root.glob("data/*/summary.parquet")):
             return Source(spec, root, hub_repo, revision)
-    if (path / "results.json").is_file() and _library_reader() is not None:
+    if (path / "results.json").is_file():
         return Source(spec, path)  # a run from before result datasets: the library summarises its files
     raise UserError(
         f"--results {spec!r} holds no result dataset: expected data/<config>/summary.parquet "
@@ -140,58 +94,11 @@ def locate(spec: str) -> Source:
     )
 
 
-def _library_reader() -> Callable[[list[str]], pd.DataFrame] | None:
-    try:
-        from letitcode.results.dataset import load_summaries
-    except ImportError:
-        return None
-    return load_summaries
-
-
-def read_summaries(src: Source) -> pd.DataFrame:
-    """The summary rows of one located source, one per config."""
-    library = _library_reader()
-    if library is not None:
-        return library([str(src.root)])
-    # Without the package: the same files, read with pandas (the Space's lean install)
-    frames = []
-    for f in sorted(src.root.glob("data/*/summary.parquet")):
-        try:
-            frames.append(pd.read_parquet(f))
-        except Exception as e:
-            raise UserError(
-                f"{src.spec}: cannot read {f.parent.name}/summary.parquet ({type(e).__name__}: {e})"
-            ) from None
-    return pd.concat(frames, ignore_index=True)
-
-
-def _difficulty_cis(src: Source, config: str) -> dict[str, float]:
-    """`<Level>_ci_low/high/_n` of a run folder from before result datasets, read from its results.json.
-    Result datasets carry them in the summary row (computed by `letitcode.scoring.stats` when the run was scored);
-    an older dataset without them shows "-" rather than an interval recomputed another way."""
-    out: dict[str, float] = {}
-    if src.config_folder(config) is not None:
-        return out
-    cis = (_json_file(src.root / "results.json").get("ci") or {}).get("by_difficulty") or {}
-    for level in DIFFICULTIES:
-        block = cis.get(level) or {}
-        if block.get("pass@1"):
-            out[f"{level}_ci_low"], out[f"{level}_ci_high"] = block["pass@1"]
-        if block.get("n") is not None:
-            out[f"{level}_n"] = block["n"]
-    return out
-
-
-def _json_file(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except ValueError:
-        return {}
-
-
 def load_leaderboard(sources: Sequence[str]) -> pd.DataFrame:
     """Every summary row of every source (one per run), plus `source`, `key` (unique run name),
-    `manifest_url`, `manifest_file` (local sources) and per-difficulty CI columns."""
+    `manifest_url` and `manifest_file` (local sources). The per-difficulty CIs come with the summary rows
+    (computed by `letitcode.scoring.stats` when the run was scored, read from results.json for an older run
+    folder): an older dataset without them shows "-", never an interval recomputed another way."""
     if not sources:
         raise UserError(
             f"no result datasets given: pass --results DIR_OR_HUB_ID (repeatable) or set {ENV_VAR}"
@@ -199,7 +106,7 @@ def load_leaderboard(sources: Sequence[str]) -> pd.DataFrame:
     frames = []
     for spec in sources:
         src = locate(spec)
-        rows = read_summaries(src).reset_index(drop=True)
+        rows = load_summaries([str(src.root)]).reset_index(drop=True)
         if rows.empty:
             raise UserError(f"--results {spec!r}: no summary rows in {src.root}")
         rows["source"] = spec
@@ -207,12 +114,6 @@ def load_leaderboard(sources: Sequence[str]) -> pd.DataFrame:
         rows["manifest_file"] = [
             "" if src.hub_repo else str(src.manifest_file(c).resolve()) for c in rows["config"]
         ]
-        for i, config in enumerate(rows["config"]):
-            for col, val in _difficulty_cis(src, config).items():
-                if col not in rows.columns:
-                    rows[col] = math.nan
-                if pd.isna(rows.at[i, col]):  # a summary that carries its own CI keeps it
-                    rows.at[i, col] = val
         frames.append(rows)
     df = pd.concat(frames, ignore_index=True)
     dup = df["config"].duplicated(keep=False)
@@ -258,25 +159,22 @@ def _int(value: Any) -> int | None:
 
 
 def _ci(low: Any, high: Any, n: Any = None) -> str:
-    """An interval as every table prints it: `[0.061, 0.792] (n=4, small n)`; "-" when absent. The same
-    layout as `letitcode.scoring.stats.format_ci`, re-stated here because a bare Space has no `letitcode`."""
-    lo, hi, count = _num(low), _num(high), _int(n)
+    """An interval as every table prints it, `[0.061, 0.792] (n=4, small n)`: `format_ci` without the
+    value in front; "-" when absent."""
+    lo, hi = _num(low), _num(high)
     if lo is None or hi is None:
         return "-"
-    text = f"[{lo:.3f}, {hi:.3f}]"
-    if count is not None:
-        text += f" (n={count}{', small n' if count < SMALL_N else ''})"
-    return text
+    return format_ci(lo, (lo, hi), _int(n)).split(" ", 1)[1]
 
 
 def _rate(row: pd.Series, col: str) -> str:
     """A per-difficulty pass@1 with its interval in one cell: `0.250 [0.061, 0.792] (n=4, small n)`.
     Three decimals always, so the text sorts as the number does."""
     value = _num(_get(row, col))
-    if value is None:
-        return "-"
-    ci = _ci(_get(row, f"{col}_ci_low"), _get(row, f"{col}_ci_high"), _get(row, f"{col}_n"))
-    return f"{value:.3f}" + ("" if ci == "-" else f" {ci}")
+    lo, hi = _num(_get(row, f"{col}_ci_low")), _num(_get(row, f"{col}_ci_high"))
+    if value is None or lo is None or hi is None:
+        return "-" if value is None else f"{value:.3f}"
+    return format_ci(value, (lo, hi), _int(_get(row, f"{col}_n")))
 
 
 def _get(row: pd.Series, col: str) -> Any:
@@ -371,20 +269,8 @@ def overall_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # the overall table's columns shown until the user picks others (the rest stay one click away)
-DEFAULT_COLUMNS = (
-    "model",
-    "type",
-    "parameters",
-    "approach",
-    "benchmark",
-    "problems",
-    "pass@1",
-    "pass@1 95% CI",
-    *DIFFICULTIES,
-    "CodeBLEU",
-    "manifest",
-    "run",
-)
+_RUN_COLUMNS = ("model", "type", "parameters", "approach", "benchmark", "problems")
+DEFAULT_COLUMNS = (*_RUN_COLUMNS, "pass@1", "pass@1 95% CI", *DIFFICULTIES, "CodeBLEU", "manifest", "run")
 # `run` is how a clicked row finds its manifest, so it is always shown
 ALWAYS_SHOWN = ("model", "run")
 
@@ -475,34 +361,38 @@ def styled(table: pd.DataFrame) -> Any:
     return table.style.format(formats, na_rep="-")
 
 
+_NUMBER_COLUMNS = ("pass@1", "problems", "samples", "parameters")
+
+
 def _datatypes(table: pd.DataFrame) -> list[str]:
     """Gradio column types: links render as Markdown, numbers sort numerically."""
-    types = []
-    for col in table.columns:
-        if col in ("model", "manifest"):
-            types.append("markdown")
-        elif pd.api.types.is_numeric_dtype(table[col]) or col in (
-            "pass@1",
-            "problems",
-            "samples",
-            "parameters",
-        ):
-            types.append("number")
-        else:
-            types.append("str")
-    return types
+    return [
+        "markdown"
+        if col in ("model", "manifest")
+        else "number"
+        if pd.api.types.is_numeric_dtype(table[col]) or col in _NUMBER_COLUMNS
+        else "str"
+        for col in table.columns
+    ]
 
 
 # ---------------------------------------------------------------- plots
 
 
-def plot_difficulty(df: pd.DataFrame) -> Any:
-    """pass@1 by difficulty, one bar per run, with the bootstrap CI as error bars."""
+def _pyplot() -> Any:
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # figures for Gradio, never a window
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_difficulty(df: pd.DataFrame) -> Any:
+    """pass@1 by difficulty, one bar per run, with the bootstrap CI as error bars."""
     import numpy as np
+
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(10, 4 + 0.3 * math.ceil(len(df) / 2)))  # room for the legend below
     n = max(len(df), 1)
@@ -547,10 +437,7 @@ def plot_difficulty(df: pd.DataFrame) -> Any:
 
 def plot_taxonomy(df: pd.DataFrame) -> Any:
     """Failure categories as a share of each run's samples, stacked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     table = taxonomy_table(df)
     categories = list(table.columns[5:])

@@ -245,7 +245,7 @@ class ScoreConfig:
 
 def default_run_name(model: str, benchmark: str, approach: str) -> str:
     """`<model>--<benchmark>--<approach>`: a second run of another model or approach gets its own folder."""
-    from letitcode.results.dataset import config_name
+    from letitcode.hub.spec import config_name
 
     local = Path(model).expanduser()
     name = local.name if model.startswith((".", "/", "~")) or local.exists() else model.partition("@")[0]

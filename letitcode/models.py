@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from letitcode.errors import HubUnavailable, UserError
+from letitcode.hub.spec import looks_like_hub_id, split_revision
 
 log = logging.getLogger(__name__)
 
@@ -228,18 +229,6 @@ EMBEDDED_MODELS = {
 }
 
 
-def _split_revision(spec: str) -> tuple[str, str | None]:
-    if "@" in spec:
-        repo, rev = spec.rsplit("@", 1)
-        return repo, rev or None
-    return spec, None
-
-
-def _looks_like_repo_id(spec: str) -> bool:
-    parts = spec.split("/")
-    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
-
-
 def _resolve_hub(repo_id: str, revision: str | None) -> Path:
     from huggingface_hub import snapshot_download
 
@@ -283,13 +272,12 @@ def resolve(spec: str, *, revision: str | None = None) -> ResolvedModel:
         if card.exists():
             hub_id = json.loads(card.read_text()).get("hub_id")
         return ResolvedModel(spec, str(local), hub_id, None, _folder_fingerprint(local))
-    if not _looks_like_repo_id(_split_revision(spec)[0]):
+    if not looks_like_hub_id(spec):
         raise UserError(
             f"model {spec!r} is neither 'embedded', 'embedded-base', an existing local folder, nor a Hub id "
             "ORG/NAME[@REVISION]"
         )
-    repo_id, rev = _split_revision(spec)
-    rev = rev or revision
+    repo_id, rev = split_revision(spec, revision, what="model")
     path = _resolve_hub(repo_id, rev)
     if (path / "adapter_config.json").exists():
         return _resolve_adapter(spec, path, repo_id, rev, commit=path.name)

@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from letitcode.data.problem import Problem, description_hash, normalize_text, slugify, stratified_subset
+from letitcode.data.overlap import exclude_overlapping
+from letitcode.data.problem import Problem, stratified_subset
 from letitcode.errors import HubUnavailable, UserError
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 RETRIEVERS = ("bm25", "dense")
 MAX_DESCRIPTION_CHARS = 2000
 MAX_SOLUTION_CHARS = 1500
-PREFIX_CHARS = 300
 
 # benchmark -> (exemplar adapter, split); the data spec defaults per `_default_spec`.
 # The split to read when an exemplar source is named by benchmark alone.
@@ -126,40 +126,6 @@ def load_exemplar_pool(cfg: Any) -> tuple[Any, dict[str, Any]]:
             raise
         raise UserError(f"few-shot exemplars: {e}; pass {hint}") from e
     return pool, {**pool.manifest(), "spec": cfg.exemplar_dataset or spec}
-
-
-# ---------------------------------------------------------------------------------------------- overlap
-
-
-def overlap_keys(p: Problem) -> set[str]:
-    """Keys under which two problems count as the same problem across sources."""
-    keys = set()
-    for label in (p.slug, p.title):
-        if label and slugify(label):
-            keys.add("slug:" + slugify(label))
-    norm = normalize_text(p.description or "")
-    if norm:
-        keys.add("desc:" + description_hash(p.description))
-        if len(norm) >= PREFIX_CHARS:  # catches the same statement with different examples or constraints
-            keys.add("prefix:" + hashlib.sha256(norm[:PREFIX_CHARS].encode()).hexdigest()[:16])
-    return keys
-
-
-def exclude_overlapping(
-    candidates: Sequence[Problem], evaluated: Sequence[Problem]
-) -> tuple[list[Problem], list[str]]:
-    """Candidates that share no overlap key (nor, within one source, the task id) with any evaluated problem."""
-    taken: set[str] = set()
-    for p in evaluated:
-        taken |= overlap_keys(p)
-        taken.add(f"id:{p.source}:{p.task_id}")
-    kept, excluded = [], []
-    for c in candidates:
-        if f"id:{c.source}:{c.task_id}" in taken or overlap_keys(c) & taken:
-            excluded.append(c.task_id)
-        else:
-            kept.append(c)
-    return kept, excluded
 
 
 def eligible(
@@ -451,7 +417,6 @@ __all__ = [
     "load_exemplar_pool",
     "make_index",
     "nearest",
-    "overlap_keys",
     "parse_exemplar_spec",
     "select_fixed",
 ]

@@ -120,3 +120,104 @@ def tiny_phi3(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def seed_model_folders(tiny_gemma: Path, tiny_llama: Path, tiny_phi3: Path) -> dict[str, Path]:
     """Recipe folder name -> tiny model folder, for the three seed models."""
     return {"gemma-7b": tiny_gemma, "llama-3.1-8b-instruct": tiny_llama, "phi-3-mini-4k-instruct": tiny_phi3}
+
+
+# ---------------------------------------------------------------- finished runs (results, Hub, report tests)
+
+RUN_SOLUTION = "class Solution:\n    def add(self, a: int, b: int) -> int:\n        return a + b\n"
+RUN_WRONG = "class Solution:\n    def add(self, a: int, b: int) -> int:\n        return a - b\n"
+RUN_LEVELS = ("Easy", "Medium", "Hard")
+
+
+def write_finished_run(
+    out: Path,
+    *,
+    model: str = "embedded",
+    hub_id: str | None = "HuggingFaceTB/SmolLM2-135M-Instruct",
+    approach: str = "zero_shot",
+    passed: list[bool] | None = None,
+    with_reference: bool = True,
+    benchmark: str = "leetcodedataset",
+) -> dict:
+    """Write a finished run (samples.jsonl, results.json, manifest.json, dataset/) from crafted records,
+    through the pipeline's own `write_outputs` (no model, no sandbox)."""
+    from letitcode.data.problem import Problem
+    from letitcode.pipeline.outputs import write_outputs
+
+    passed = passed if passed is not None else [True, False, True, False, False, True]
+    problems, records = {}, []
+    for i, ok in enumerate(passed):
+        tid = f"add-{i}"
+        problems[tid] = Problem(
+            task_id=tid,
+            source=benchmark,
+            title=f"Add {i}",
+            description=f"Add two numbers ({i}).",
+            entry_point="Solution().add",
+            difficulty=RUN_LEVELS[i % 3],
+            reference=RUN_SOLUTION if with_reference else None,
+            test_list=("assert candidate(1, 2) == 3", "assert candidate(2, 2) == 4"),
+        )
+        status = "passed" if ok else ("wrong_answer" if i % 2 else "runtime_error")
+        records.append(
+            {
+                "task_id": tid,
+                "sample_index": 0,
+                "completion": f"```python\n{RUN_SOLUTION if ok else RUN_WRONG}```",
+                "difficulty": RUN_LEVELS[i % 3],
+                "latency_s": 0.5 + i,
+                "n_tokens": 40 + i,
+                "finish_reason": "stop",
+                "extraction": "fenced",
+                "code": RUN_SOLUTION if ok else RUN_WRONG,
+                "passed": ok,
+                "status": status,
+                "error": ""
+                if ok
+                else ("AssertionError" if status == "wrong_answer" else "TypeError: bad operand"),
+                "exception_type": "TypeError" if status == "runtime_error" else None,
+                "tests_passed": 2 if ok else 1,
+                "tests_total": 2,
+                "first_failure": None if ok else "assert candidate(1, 2) == 3",
+                "duration_s": 0.01,
+            }
+        )
+    manifest = {
+        "kind": "eval",
+        "approach": approach,
+        "model": {
+            "spec": model,
+            "path": "/x",
+            "hub_id": hub_id,
+            "revision": None,
+            "fingerprint": "f" * 16,
+            "is_adapter": False,
+            "base": None,
+        },
+        "backend": {"name": "fake"},
+        "benchmark": {
+            "name": benchmark,
+            "source": "newfacade/LeetCodeDataset",
+            "revision": "0123abc",
+            "version": "v",
+            "split": "test",
+            "n_problems": len(passed),
+        },
+        "decoding": {"n": 1, "temperature": 0.0},
+        "isolation": "bwrap",
+        "generation": {
+            "requests": len(passed),
+            "reused_from_cache": 0,
+            "wall_s": 3.0,
+            "tokens": sum(r["n_tokens"] for r in records),
+        },
+        "created": "2025-01-01T00:00:00Z",
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    return write_outputs(out, records, manifest, problems)
+
+
+@pytest.fixture(scope="session")
+def make_run():
+    """`write_finished_run`: `make_run(out, approach=..., passed=[...])` writes a finished run folder."""
+    return write_finished_run

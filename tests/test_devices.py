@@ -353,7 +353,7 @@ def test_run_eval_records_device_dtype_attn_and_gpu_peak_in_manifest(tiny_model,
 
 
 def _tiny_plan(**kw):
-    from letitcode.study.runner import ArmSpec, BenchmarkSpec, StudyPlan, TrainSpec
+    from letitcode.study.plan import ArmSpec, BenchmarkSpec, StudyPlan, TrainSpec
 
     return StudyPlan(
         name="t",
@@ -371,7 +371,7 @@ def _tiny_plan(**kw):
 
 
 def test_study_pins_every_unit_to_one_gpu_and_passes_its_device(monkeypatch, fake_cuda, tmp_path):
-    from letitcode.study import runner as study
+    from letitcode.study import units as study
 
     fake_cuda(count=4)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -409,8 +409,8 @@ def test_study_eval_unit_loads_on_its_device_and_records_gib(monkeypatch, fake_c
     import contextlib
     import dataclasses
 
-    from letitcode.study import runner as study
-    from letitcode.study.runner import BenchmarkSpec
+    from letitcode.study import units as study
+    from letitcode.study.plan import BenchmarkSpec
 
     fake_cuda()
     plan = _tiny_plan(device="cuda:0", attn_implementation="sdpa", quantization="none", batch_size=16)
@@ -468,7 +468,7 @@ def test_study_eval_unit_loads_on_its_device_and_records_gib(monkeypatch, fake_c
 
 
 def test_report_memory_in_gib_prefers_gpu_peak_and_reads_the_training_manifest():
-    from letitcode.study.report import eval_memory, training_memory
+    from letitcode.study.report.numbers import eval_memory, training_memory
 
     assert eval_memory({"gpu_peak_gib": 5.5, "peak_rss_gib": 2.0}) == (5.5, "GPU peak allocated")
     assert eval_memory({"peak_rss_mb": 2048.0, "gpu_peak_mb": None}) == (
@@ -489,7 +489,7 @@ def test_report_memory_in_gib_prefers_gpu_peak_and_reads_the_training_manifest()
 
 
 def test_recommendation_breaks_cost_ties_by_memory_so_4bit_qlora_can_win(monkeypatch):
-    from letitcode.study import report as study_report
+    from letitcode.study.report import deployment as study_report
 
     rows = [
         {
@@ -518,7 +518,7 @@ def test_eval_after_evaluates_on_the_gpu_and_a_qlora_adapter_on_its_4bit_base(
     monkeypatch, tmp_path, qlora_adapter
 ):
     from letitcode import pipeline
-    from letitcode.training import trainer as training
+    from letitcode.training import eval_after as training
 
     seen = []
     monkeypatch.setattr(
@@ -564,8 +564,8 @@ def test_run_eval_gives_the_local_backend_its_device_attn_and_quantization(monke
 def test_study_eval_fingerprint_ignores_where_the_unit_runs(tmp_path):
     import dataclasses
 
-    from letitcode.study import runner as study
-    from letitcode.study.runner import BenchmarkSpec
+    from letitcode.study import units as study
+    from letitcode.study.plan import BenchmarkSpec
 
     prep = {
         "benchmarks": {
@@ -591,8 +591,8 @@ def test_study_with_serve_starts_one_server_per_model_and_evaluates_through_it(m
     import dataclasses
 
     from letitcode import server
-    from letitcode.study import runner as study
-    from letitcode.study.runner import BenchmarkSpec
+    from letitcode.study import units as study
+    from letitcode.study.plan import BenchmarkSpec
 
     spec = dataclasses.asdict(BenchmarkSpec(name="b", benchmark="humaneval"))
     prep = {
@@ -635,11 +635,11 @@ def test_study_with_serve_starts_one_server_per_model_and_evaluates_through_it(m
 
 
 def test_an_80_gb_card_meets_an_80_gb_recipe(capsys):
-    from letitcode.training.trainer import Hardware, _check_gpu_expectation
+    from letitcode.training.config import Hardware, check_gpu_expectation
 
     # an H100 80GB: total_memory 85,045,231,616 bytes = 79.2 GiB; recipes say GB as cards are sold
-    assert _check_gpu_expectation(80, Hardware(True, True, 79.2)) is None
-    msg = _check_gpu_expectation(80, Hardware(True, True, 39.4))  # a 40 GB A100
+    assert check_gpu_expectation(80, Hardware(True, True, 79.2)) is None
+    msg = check_gpu_expectation(80, Hardware(True, True, 39.4))  # a 40 GB A100
     assert msg and "80 GB (74.5 GiB)" in msg and "39.4 GiB" in msg
 
 

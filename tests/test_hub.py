@@ -11,7 +11,6 @@ import httpx
 import pytest
 from huggingface_hub import DatasetCard, EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError
-from test_results_dataset import make_run
 
 from letitcode.errors import UserError
 from letitcode.hub import publish as hub
@@ -127,7 +126,7 @@ A LoRA adapter. This prose must survive the update.
 """
 
 
-def test_push_to_card_updates_model_index_and_keeps_the_rest(tmp_path, recorder):
+def test_push_to_card_updates_model_index_and_keeps_the_rest(tmp_path, recorder, make_run):
     make_run(tmp_path / "run", approach="lora")
     recorder.remote[("org/my-adapter", "README.md")] = EXISTING_CARD.encode()
     url = hub.push_to_card("org/my-adapter", tmp_path / "run", results_repo="org/board")
@@ -182,7 +181,7 @@ def test_push_to_card_updates_model_index_and_keeps_the_rest(tmp_path, recorder)
     assert configs == {None, "lora", "zero_shot"}
 
 
-def test_push_to_card_without_readme_creates_one_and_missing_repo_is_an_error(tmp_path, recorder):
+def test_push_to_card_without_readme_creates_one_and_missing_repo_is_an_error(tmp_path, recorder, make_run):
     make_run(tmp_path / "run")
     hub.push_to_card("org/new-model", tmp_path / "run")
     path = tmp_path / "README.md"
@@ -195,7 +194,7 @@ def test_push_to_card_without_readme_creates_one_and_missing_repo_is_an_error(tm
         hub.push_to_card("org/ghost", tmp_path / "run")
 
 
-def test_model_index_round_trip_through_a_local_card(tmp_path):
+def test_model_index_round_trip_through_a_local_card(tmp_path, make_run):
     """EvalResults -> card file -> ModelCard.load -> the same results (huggingface_hub's parsing)."""
     make_run(tmp_path / "run", approach="few_shot")
     import json
@@ -226,7 +225,7 @@ def test_model_index_round_trip_through_a_local_card(tmp_path):
     assert merged.data.model_name == "m" and len(merged.data.eval_results) == len(evals) + 1
 
 
-def test_push_results_uploads_dataset_and_keeps_other_configs_in_card(tmp_path, recorder):
+def test_push_results_uploads_dataset_and_keeps_other_configs_in_card(tmp_path, recorder, make_run):
     make_run(tmp_path / "old", model="org/other", hub_id="org/other", approach="few_shot")
     old_cfg = "org__other--leetcodedataset--few_shot"
     old_dir = tmp_path / "old" / "dataset" / "data" / old_cfg
@@ -256,7 +255,7 @@ def test_push_results_uploads_dataset_and_keeps_other_configs_in_card(tmp_path, 
     assert set(card.data.letitcode_manifests) == {cfg, old_cfg}
 
 
-def test_push_results_to_a_new_repo(tmp_path, recorder):
+def test_push_results_to_a_new_repo(tmp_path, recorder, make_run):
     recorder.missing_repos.add("org/fresh")
     make_run(tmp_path / "run")
     hub.push_results("org/fresh", [tmp_path / "run"])
@@ -264,7 +263,7 @@ def test_push_results_to_a_new_repo(tmp_path, recorder):
     assert "README.md" in upload["files"] and len(upload["files"]) == 4
 
 
-def test_publish_run_does_both_and_flags_parse(tmp_path, recorder):
+def test_publish_run_does_both_and_flags_parse(tmp_path, recorder, make_run):
     from letitcode.cli import parse_config
     from letitcode.config import EvalConfig
 
@@ -345,7 +344,7 @@ def test_missing_token_fails_before_any_work(tmp_path, flag):
     assert not out.exists()  # nothing was generated, loaded or written
 
 
-def test_push_script_validates_before_uploading(tmp_path):
+def test_push_script_validates_before_uploading(tmp_path, make_run):
     env = _clean_env(tmp_path)
     push = [sys.executable, str(REPO / "evaluate" / "push.py")]
     proc = subprocess.run(

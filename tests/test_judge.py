@@ -484,10 +484,10 @@ def test_answer_key_paths_name_the_packages_data() -> None:
 
 
 def test_fallback_warnings_say_what_stays_readable(capsys) -> None:
-    from letitcode import sandbox
+    from letitcode.sandbox import isolation
 
-    sandbox._warn("rlimits", ["test"])
-    sandbox._warn("unshare", ["test"])
+    isolation._warn("rlimits", ["test"])
+    isolation._warn("unshare", ["test"])
     err = capsys.readouterr().err
     assert "answer keys) are readable to it" in err and "answer keys) are masked" in err
 

@@ -81,8 +81,8 @@ def _write_run(
 ) -> None:
     """A run folder as evaluate/run.py leaves it: samples.jsonl, results.json, manifest.json, dataset/."""
     from letitcode.results import dataset as results_dataset
-    from letitcode.scoring import passk as metrics
     from letitcode.scoring import refmetrics, stats, taxonomy
+    from letitcode.scoring import summary as metrics
 
     recs = _records(n_passed)
     results = metrics.summarize(recs)
@@ -181,27 +181,45 @@ def test_per_difficulty_ci_is_the_projects_interval(board: pd.DataFrame) -> None
     assert "Wilson" in zero["ci_method"]
 
 
-def test_reads_the_same_without_letitcode(results: dict[str, Path], board: pd.DataFrame, monkeypatch) -> None:
-    """A Space that installs only leaderboard/requirements.txt: no letitcode package to import."""
-    for name in ("letitcode.results.dataset", "letitcode.scoring.stats"):
-        monkeypatch.setitem(sys.modules, name, None)  # makes `import` raise ImportError
-    assert app._library_reader() is None
-    bare = app.load_leaderboard([str(results["run"]), str(results["board"])])
-    cols = [
-        "config",
-        "model",
-        "model_repo",
-        "approach",
-        "pass@1",
-        "pass@1_ci_low",
-        "Easy_ci_low",
-        "Hard_ci_high",
-    ]
-    pd.testing.assert_frame_equal(
-        bare[cols].sort_values("config").reset_index(drop=True),
-        board[cols].sort_values("config").reset_index(drop=True),
-        check_dtype=False,
+@pytest.fixture(scope="module")
+def space(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Space folder as it is pushed: leaderboard/ plus the letitcode package's source beside app.py."""
+    from letitcode.hub import publish
+
+    return publish.stage_leaderboard_space(tmp_path_factory.mktemp("space"))
+
+
+def _space_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what the folder holds
+    return {**env, "HF_HUB_OFFLINE": "1"}
+
+
+def test_staged_space_reads_with_its_own_letitcode(
+    results: dict[str, Path], board: pd.DataFrame, space
+) -> None:
+    """On a Space, app.py imports the letitcode copy beside it, and reading a board needs none of the
+    training stack (torch, transformers, datasets): leaderboard/requirements.txt covers what it imports."""
+    assert {"app.py", "README.md", "requirements.txt"} <= {p.name for p in space.iterdir()}
+    assert (space / "letitcode" / "results" / "load.py").is_file()
+    assert not list(space.rglob("__pycache__")) and not (space / "letitcode" / "leaderboard_app.py").exists()
+    code = (
+        "import json, runpy, sys; sys.path.insert(0, '.'); m = runpy.run_path('app.py'); import letitcode; "
+        "df = m['load_leaderboard'](sys.argv[1:]); heavy = ('torch', 'transformers', 'datasets', 'scipy'); "
+        "print(json.dumps({'file': letitcode.__file__, 'pass': sorted(df['pass@1']), "
+        "'heavy': [n for n in heavy if n in sys.modules]}))"
     )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(results["run"]), str(results["board"])],
+        capture_output=True,
+        text=True,
+        cwd=space,
+        env=_space_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert Path(out["file"]).resolve() == (space / "letitcode" / "__init__.py").resolve()
+    assert out["pass"] == pytest.approx(sorted(board["pass@1"])) and out["heavy"] == []
 
 
 def test_loads_a_hub_dataset_id_with_revision(results: dict[str, Path], monkeypatch) -> None:
@@ -252,7 +270,7 @@ def test_loads_an_older_run_folder_without_dataset(results: dict[str, Path], tmp
     [
         ("does/not/exist/here", "does not exist"),
         ("nope", "does not exist"),
-        ("someorg/missing-results", "cannot download result dataset 'someorg/missing-results'"),
+        ("someorg/missing-results", "cannot reach result dataset 'someorg/missing-results'"),
         ("someorg/missing-results@v1", "Pass a local result-dataset folder"),
     ],
 )
@@ -290,15 +308,13 @@ def test_sources_default_to_the_environment(monkeypatch) -> None:
     assert app.parse_args(["--results", "x", "--port", "7000"]).results == ["x"]
 
 
-# run as a script, and as on a Space that installs only leaderboard/requirements.txt (no letitcode)
-_BARE = "import runpy, sys; sys.modules['letitcode'] = None; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
-
-
-@pytest.mark.parametrize("prefix", [[], ["-c", _BARE]], ids=["script", "without-letitcode"])
-def test_cli_error_is_one_line(tmp_path: Path, prefix: list[str]) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, *prefix, str(APP), "--results", str(tmp_path / "absent")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+@pytest.mark.parametrize("where", ["script", "space"])
+def test_cli_error_is_one_line(tmp_path: Path, where: str, request: pytest.FixtureRequest) -> None:
+    """Run as a script in the repo, and as the staged Space runs it (its own letitcode beside app.py)."""
+    app_file = request.getfixturevalue("space") / "app.py" if where == "space" else APP
+    env = _space_env() if where == "space" else {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, str(app_file), "--results", str(tmp_path / "absent")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=app_file.parent)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().startswith("error: --results") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -13,7 +13,8 @@ import pytest
 from letitcode.data.problem import Problem
 from letitcode.pipeline.outputs import finalize
 from letitcode.scoring import quality, refmetrics
-from letitcode.scoring.passk import pass_at_k, summarize
+from letitcode.scoring.passk import pass_at_k
+from letitcode.scoring.summary import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -281,7 +282,9 @@ def test_metric_folders_have_cards_and_stage_as_spaces(tmp_path):
         assert "evaluate==" in reqs
         assert not (stage / "letitcode").exists()  # self-contained: the package is never copied
         local = {p.name for p in stage.glob("*.py") if not p.is_symlink()}
-        assert ({"sandbox.py", "job.py", "worker.py"} <= local) == (name != "codebleu")
+        assert ({"sandbox.py", "job.py", "isolation.py", "protocol.py", "pool.py", "worker.py"} <= local) == (
+            name != "codebleu"
+        )
         assert ("tree-sitter-python==0.21.0" in reqs) == (name == "codebleu")
 
 

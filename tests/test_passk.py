@@ -3,7 +3,8 @@ from math import comb
 
 import pytest
 
-from letitcode.scoring.passk import pass_at_k, pass_at_k_table, summarize
+from letitcode.scoring.passk import pass_at_k, pass_at_k_table
+from letitcode.scoring.summary import summarize
 
 
 def brute_force(n: int, c: int, k: int) -> float:

@@ -33,7 +33,7 @@ def test_every_model_has_its_recipes():
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_recipe_parses_with_valid_keys(path):
-    from letitcode.training.trainer import Hardware, parse_args
+    from letitcode.training.config import Hardware, parse_args
 
     raw = yaml.safe_load(path.read_text())
     assert isinstance(raw, dict) and raw
@@ -51,7 +51,7 @@ def test_recipe_parses_with_valid_keys(path):
         if key == "lora_target_modules":
             assert got == (value[0] if len(value) == 1 else value)
         elif key == "optim" and sft.use_cpu:  # a paged optimizer needs a GPU: its unpaged twin on the CPU
-            from letitcode.training.trainer import _PAGED
+            from letitcode.training.config import _PAGED
 
             assert got.value == _PAGED.get(value, value)
         elif key in ("optim", "lr_scheduler_type"):  # enums

@@ -5,16 +5,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_results_dataset import make_run
 
 from letitcode.errors import UserError
-from letitcode.results import tables as report
+from letitcode.results import report, tables
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, make_run):
     root = tmp_path_factory.mktemp("runs")
     make_run(root / "zs", approach="zero_shot", passed=[False, False, True, False, False, False] * 5)
     make_run(root / "lora", approach="lora", passed=[True, True, True, False, True, True] * 5)
@@ -23,9 +22,9 @@ def runs(tmp_path_factory):
 
 
 def test_tables_have_the_seed_shapes(runs):
-    loaded = report.load_runs([runs / "zs", runs / "lora", runs / "emb"])
+    loaded = tables.load_runs([runs / "zs", runs / "lora", runs / "emb"])
     assert [r.label for r in loaded] == ["zero_shot", "lora", "few_shot"]
-    table = report.model_table(loaded)
+    table = tables.model_table(loaded)
     header = table.splitlines()[0]
     assert (
         header
@@ -37,21 +36,21 @@ def test_tables_have_the_seed_shapes(runs):
     assert (
         emb.split("|")[5].strip() == "-" and emb.split("|")[6].strip() == "-"
     )  # no reference: no BLEU/CodeBLEU
-    diff = report.difficulty_table(loaded).splitlines()
+    diff = tables.difficulty_table(loaded).splitlines()
     assert diff[0] == "| difficulty | zero_shot | lora | few_shot |"
     assert [line.split("|")[1].strip() for line in diff[2:]] == ["Easy", "Medium", "Hard", "All"]
     assert "(n=10, small n)" in diff[2]  # under 30 problems: flagged
 
 
 def test_labels_are_made_unique():
-    a = report.Run(Path("a"), "", {}, {}, [], model="m1", approach="zs", benchmark="b")
-    b = report.Run(Path("b"), "", {}, {}, [], model="m2", approach="zs", benchmark="b")
-    report._auto_labels([a, b])
+    a = tables.Run(Path("a"), "", {}, {}, [], model="m1", approach="zs", benchmark="b")
+    b = tables.Run(Path("b"), "", {}, {}, [], model="m2", approach="zs", benchmark="b")
+    tables._auto_labels([a, b])
     assert (a.label, b.label) == ("m1 / zs", "m2 / zs")
     with pytest.raises(UserError, match="2 labels for 1 runs"):
-        report.load_runs(["x"], ["a", "b"])
+        tables.load_runs(["x"], ["a", "b"])
     with pytest.raises(UserError, match="not a run directory"):
-        report.load_runs([str(REPO)])
+        tables.load_runs([str(REPO)])
 
 
 def test_write_report_with_plots(runs, tmp_path):

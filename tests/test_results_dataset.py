@@ -1,118 +1,31 @@
 """Result datasets: a run as Parquet configs with a dataset card, merging runs, reading summaries back."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from letitcode.data.problem import Problem
 from letitcode.errors import HubUnavailable, UserError
-from letitcode.pipeline.outputs import write_outputs
+from letitcode.hub import spec
 from letitcode.results import dataset as rd
-
-SOLUTION = "class Solution:\n    def add(self, a: int, b: int) -> int:\n        return a + b\n"
-WRONG = "class Solution:\n    def add(self, a: int, b: int) -> int:\n        return a - b\n"
-LEVELS = ("Easy", "Medium", "Hard")
-
-
-def make_run(
-    out: Path,
-    *,
-    model: str = "embedded",
-    hub_id: str | None = "HuggingFaceTB/SmolLM2-135M-Instruct",
-    approach: str = "zero_shot",
-    passed: list[bool] | None = None,
-    with_reference: bool = True,
-    benchmark: str = "leetcodedataset",
-) -> dict:
-    """Write a finished run (samples.jsonl, results.json, manifest.json, dataset/) from crafted records,
-    through the pipeline's own `write_outputs` (no model, no sandbox)."""
-    passed = passed if passed is not None else [True, False, True, False, False, True]
-    problems, records = {}, []
-    for i, ok in enumerate(passed):
-        tid = f"add-{i}"
-        problems[tid] = Problem(
-            task_id=tid,
-            source=benchmark,
-            title=f"Add {i}",
-            description=f"Add two numbers ({i}).",
-            entry_point="Solution().add",
-            difficulty=LEVELS[i % 3],
-            reference=SOLUTION if with_reference else None,
-            test_list=("assert candidate(1, 2) == 3", "assert candidate(2, 2) == 4"),
-        )
-        status = "passed" if ok else ("wrong_answer" if i % 2 else "runtime_error")
-        records.append(
-            {
-                "task_id": tid,
-                "sample_index": 0,
-                "completion": f"```python\n{SOLUTION if ok else WRONG}```",
-                "difficulty": LEVELS[i % 3],
-                "latency_s": 0.5 + i,
-                "n_tokens": 40 + i,
-                "finish_reason": "stop",
-                "extraction": "fenced",
-                "code": SOLUTION if ok else WRONG,
-                "passed": ok,
-                "status": status,
-                "error": ""
-                if ok
-                else ("AssertionError" if status == "wrong_answer" else "TypeError: bad operand"),
-                "exception_type": "TypeError" if status == "runtime_error" else None,
-                "tests_passed": 2 if ok else 1,
-                "tests_total": 2,
-                "first_failure": None if ok else "assert candidate(1, 2) == 3",
-                "duration_s": 0.01,
-            }
-        )
-    manifest = {
-        "kind": "eval",
-        "approach": approach,
-        "model": {
-            "spec": model,
-            "path": "/x",
-            "hub_id": hub_id,
-            "revision": None,
-            "fingerprint": "f" * 16,
-            "is_adapter": False,
-            "base": None,
-        },
-        "backend": {"name": "fake"},
-        "benchmark": {
-            "name": benchmark,
-            "source": "newfacade/LeetCodeDataset",
-            "revision": "0123abc",
-            "version": "v",
-            "split": "test",
-            "n_problems": len(passed),
-        },
-        "decoding": {"n": 1, "temperature": 0.0},
-        "isolation": "bwrap",
-        "generation": {
-            "requests": len(passed),
-            "reused_from_cache": 0,
-            "wall_s": 3.0,
-            "tokens": sum(r["n_tokens"] for r in records),
-        },
-        "created": "2025-01-01T00:00:00Z",
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    return write_outputs(out, records, manifest, problems)
+from letitcode.results import load
 
 
 def test_slugs_and_config_names():
-    assert rd.model_slug("HuggingFaceTB/SmolLM2-135M-Instruct") == "huggingfacetb__smollm2-135m-instruct"
-    assert rd.model_slug("My Model:v2") == "my-model-v2"
-    assert rd.config_name("google/gemma-7b", "leetcode", "lora") == "google__gemma-7b--leetcode--lora"
-    assert rd.model_identity(
+    assert spec.model_slug("HuggingFaceTB/SmolLM2-135M-Instruct") == "huggingfacetb__smollm2-135m-instruct"
+    assert spec.model_slug("My Model:v2") == "my-model-v2"
+    assert spec.config_name("google/gemma-7b", "leetcode", "lora") == "google__gemma-7b--leetcode--lora"
+    assert spec.model_identity(
         {"model": {"spec": "embedded", "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct"}}
     ) == ("embedded", "HuggingFaceTB/SmolLM2-135M-Instruct")
-    assert rd.model_identity({"model": {"spec": "org/name@rev", "hub_id": None}}) == ("org/name", "org/name")
-    assert rd.model_identity({"model": {"spec": "/tmp/some/adapter", "hub_id": None}}) == ("adapter", None)
-    assert rd.model_identity({"samples": {"path": "out/gpt.jsonl"}}) == ("samples:gpt", None)
+    assert spec.model_identity({"model": {"spec": "org/name@rev", "hub_id": None}}) == (
+        "org/name",
+        "org/name",
+    )
+    assert spec.model_identity({"model": {"spec": "/tmp/some/adapter", "hub_id": None}}) == ("adapter", None)
+    assert spec.model_identity({"samples": {"path": "out/gpt.jsonl"}}) == ("samples:gpt", None)
 
 
-def test_run_writes_results_and_dataset_folder(tmp_path):
+def test_run_writes_results_and_dataset_folder(tmp_path, make_run):
     results = make_run(tmp_path / "run")
     # results.json: CIs, reference metrics, taxonomy, quality, latency
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -170,17 +83,17 @@ def test_run_writes_results_and_dataset_folder(tmp_path):
     assert samples[0]["bleu"] == 100.0
 
 
-def test_no_reference_means_absent_metrics(tmp_path):
+def test_no_reference_means_absent_metrics(tmp_path, make_run):
     make_run(tmp_path / "run", with_reference=False, benchmark="leetcode")
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["bleu"] is None and saved["codebleu"] is None and "reference_metrics" not in saved
-    df = rd.load_summaries([str(tmp_path / "run")])
+    df = load.load_summaries([str(tmp_path / "run")])
     assert df.loc[0, "bleu"] is None or df["bleu"].isna().all()
     recs = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert all(r["bleu"] is None and r["codebleu"] is None for r in recs)
 
 
-def test_merge_runs_into_one_leaderboard_folder(tmp_path):
+def test_merge_runs_into_one_leaderboard_folder(tmp_path, make_run):
     make_run(tmp_path / "a", approach="zero_shot")
     make_run(
         tmp_path / "b",
@@ -202,23 +115,23 @@ def test_merge_runs_into_one_leaderboard_folder(tmp_path):
         "embedded--leetcodedataset--zero_shot",
         "org__lora-adapter--leetcodedataset--lora",
     ]
-    df = rd.load_summaries([str(board)])
+    df = load.load_summaries([str(board)])
     assert sorted(df["approach"]) == ["lora", "zero_shot"]
     assert df.set_index("approach").loc["lora", "pass@1"] == pytest.approx(5 / 6)
     # a run dir, a dataset folder and the merged folder together: one row per (config, created)
-    assert len(rd.load_summaries([str(tmp_path / "a"), str(board), str(tmp_path / "b" / "dataset")])) == 2
+    assert len(load.load_summaries([str(tmp_path / "a"), str(board), str(tmp_path / "b" / "dataset")])) == 2
 
     from datasets import load_dataset
 
     assert load_dataset(str(board), "summary", split="train", cache_dir=str(tmp_path / "hf-c")).num_rows == 2
 
 
-def test_older_run_without_dataset_folder_is_still_readable(tmp_path):
+def test_older_run_without_dataset_folder_is_still_readable(tmp_path, make_run):
     import shutil
 
     make_run(tmp_path / "run")
     shutil.rmtree(tmp_path / "run" / "dataset")
-    df = rd.load_summaries([str(tmp_path / "run")])
+    df = load.load_summaries([str(tmp_path / "run")])
     assert df.loc[0, "config"] == "embedded--leetcodedataset--zero_shot"
     assert rd.ensure_run_dataset(tmp_path / "run").joinpath("README.md").exists()
 
@@ -226,32 +139,29 @@ def test_older_run_without_dataset_folder_is_still_readable(tmp_path):
 def test_load_summaries_bad_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubUnavailable, match="local run directory or dataset folder"):
-        rd.load_summaries(["someone/letitcode-results"])
+        load.load_summaries(["someone/letitcode-results"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="neither a run directory"):
-        rd.load_summaries([str(tmp_path / "empty")])
+        load.load_summaries([str(tmp_path / "empty")])
     with pytest.raises(UserError, match="no such directory"):
-        rd.load_summaries([str(tmp_path / "missing" / "x")])
+        load.load_summaries([str(tmp_path / "missing" / "x")])
 
 
-def test_load_summaries_from_hub_id_through_the_api(tmp_path):
-    """A Hub id is fetched with snapshot_download(repo_type="dataset") through hub.api()."""
-    from letitcode.hub import publish as hub
+def test_load_summaries_from_hub_id_at_the_network_boundary(tmp_path, monkeypatch, make_run):
+    """A Hub id is fetched with huggingface_hub.snapshot_download(repo_type="dataset"), its @revision split off."""
+    import huggingface_hub
 
     make_run(tmp_path / "run")
     calls = []
 
-    class Api:
-        def snapshot_download(self, repo_id, repo_type, allow_patterns):
-            calls.append((repo_id, repo_type, allow_patterns))
-            return str(tmp_path / "run" / "dataset")
+    def fake_snapshot_download(repo_id, *, repo_type, revision, allow_patterns):
+        calls.append((repo_id, repo_type, revision, allow_patterns))
+        return str(tmp_path / "run" / "dataset")
 
-    hub.set_api_factory(Api)
-    try:
-        df = rd.load_summaries(["org/board"])
-    finally:
-        hub.set_api_factory(None)
-    assert calls == [("org/board", "dataset", ["README.md", "data/*/summary.parquet"])]
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    df = load.load_summaries(["org/board", "org/board@v2"])
+    patterns = ["README.md", "data/*/summary.parquet"]
+    assert calls == [("org/board", "dataset", None, patterns), ("org/board", "dataset", "v2", patterns)]
     assert df.loc[0, "model"] == "embedded"
 
 

@@ -138,11 +138,11 @@ def test_rlimits_fallback_basic_verdicts(sb_rlimits):
 
 
 def test_fallback_when_bwrap_is_missing_warns_once_and_says_so(monkeypatch, capfd):
-    import letitcode.sandbox as sandbox
+    from letitcode.sandbox import isolation
 
-    real_which = sandbox.shutil.which
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None if name == "bwrap" else real_which(name))
-    monkeypatch.setattr(sandbox, "_warned", set())
+    real_which = isolation.shutil.which
+    monkeypatch.setattr(isolation.shutil, "which", lambda name: None if name == "bwrap" else real_which(name))
+    monkeypatch.setattr(isolation, "_warned", set())
     with pytest.raises(UserError, match="bubblewrap"):
         Sandbox(1, isolation="bwrap")
     with Sandbox(1) as first, Sandbox(1) as second:
@@ -153,7 +153,7 @@ def test_fallback_when_bwrap_is_missing_warns_once_and_says_so(monkeypatch, capf
 
 
 def test_probe_worker_becomes_the_first_pool_worker(monkeypatch):
-    import letitcode.sandbox as sandbox
+    from letitcode.sandbox import pool as sandbox
 
     monkeypatch.setattr(sandbox, "_probe_cache", {})
     monkeypatch.setattr(sandbox, "_spare", {})
@@ -172,7 +172,7 @@ def test_probe_worker_becomes_the_first_pool_worker(monkeypatch):
 
 def test_prestarted_worker_is_probed_and_serves_the_first_pool(monkeypatch):
     """evaluate/score.py starts the probe's worker before it loads anything (prestart)."""
-    import letitcode.sandbox as sandbox
+    from letitcode.sandbox import pool as sandbox
 
     monkeypatch.setattr(sandbox, "_probe_cache", {})
     monkeypatch.setattr(sandbox, "_spare", {})
@@ -437,9 +437,9 @@ def test_job_that_kills_its_worker_is_killed_and_the_next_one_runs():
 
 
 def test_job_that_stops_its_worker_times_out_and_the_next_one_runs(monkeypatch):
-    import letitcode.sandbox as sandbox
+    from letitcode.sandbox import pool
 
-    monkeypatch.setattr(sandbox, "_GRACE_S", 1.0)
+    monkeypatch.setattr(pool, "_GRACE_S", 1.0)
     with Sandbox(1) as one:
         r = one.run(
             [
@@ -656,9 +656,9 @@ def test_credential_files_are_masked(monkeypatch):
 # The fallback levels (no bubblewrap): verdicts and what model code can still reach
 # --------------------------------------------------------------------------------------------------
 def level_box(level: str) -> Sandbox:
-    import letitcode.sandbox as sandbox
+    import shutil
 
-    if level == "bwrap" and not sandbox.shutil.which("bwrap"):
+    if level == "bwrap" and not shutil.which("bwrap"):
         pytest.skip("bubblewrap is not installed")
     try:
         return Sandbox(1, memory_mb=1024, isolation=level)
@@ -739,9 +739,9 @@ def test_fallback_levels_run_jobs_unprivileged_when_root(level):
 
 
 def sandbox_uid() -> int:
-    import letitcode.sandbox as sandbox
+    from letitcode.sandbox.isolation import NOBODY_UID
 
-    return sandbox.NOBODY_UID
+    return NOBODY_UID
 
 
 def test_run_jobs_convenience():

@@ -86,7 +86,7 @@ def _untemplated(text: str) -> str:
 @pytest.fixture(scope="module", autouse=True)
 def _cheap_tokenizer_fingerprints():
     """`datasets` fingerprints every `map` by pickling its function, closure included, and the tokenizer in it:
-    Gemma's 262k-token tokenizer costs ~10 s a map on these cores (3 maps a run: letitcode/training/trainer.py
+    Gemma's 262k-token tokenizer costs ~10 s a map on these cores (3 maps a run: letitcode/training/prepare.py
     drop_overlong_prompts twice, TRL's tokenization once), more than the 2 training steps. Fingerprints only
     name cache files, which these runs never reuse, so here a tokenizer hashes by name and size."""
     from datasets.utils import _dill
@@ -153,7 +153,8 @@ def _train(seed: str, method: str, model: Path, data: Path, out: Path) -> dict[s
     key = (seed, method)
     if key in _TRAINED:
         return _TRAINED[key]
-    from letitcode.training.trainer import parse_args, train
+    from letitcode.training.config import parse_args
+    from letitcode.training.trainer import train
 
     argv = [
         "--config", str(REPO / "sft" / "recipes" / seed / f"{method}.yaml"), "--model", str(model),

@@ -192,7 +192,7 @@ def test_offline_hub_dataset_says_to_pass_a_local_path():
 
 
 def test_precedence_defaults_method_yaml_cli(tmp_path):
-    from letitcode.training.trainer import Hardware, method_defaults, parse_args
+    from letitcode.training.config import Hardware, method_defaults, parse_args
 
     cpu = Hardware(False, False)
     s, t, m = parse_args(["--method", "full"], hardware=cpu)
@@ -224,7 +224,8 @@ def test_precedence_defaults_method_yaml_cli(tmp_path):
 
 
 def _run(tiny_model: Path, out: Path, *extra: str) -> dict:
-    from letitcode.training.trainer import Hardware, parse_args, train
+    from letitcode.training.config import Hardware, parse_args
+    from letitcode.training.trainer import train
 
     argv = [
         "--model", str(tiny_model),
@@ -352,7 +353,8 @@ def test_params_ratios_lora_vs_ia3_vs_full(tiny_model):
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from letitcode.training.trainer import Hardware, build_peft_config, count_parameters, parse_args
+    from letitcode.training.config import Hardware, parse_args
+    from letitcode.training.peft import build_peft_config, count_parameters
 
     full = count_parameters(AutoModelForCausalLM.from_pretrained(str(tiny_model)))
     out = {}
@@ -504,7 +506,8 @@ def test_embedded_model_lora_end_to_end(tmp_path):
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer
 
-    from letitcode.training.trainer import Hardware, parse_args, train
+    from letitcode.training.config import Hardware, parse_args
+    from letitcode.training.trainer import train
 
     out = tmp_path / "embedded-lora"
     argv = ["--config", str(REPO / "sft" / "recipes" / "embedded" / "lora.yaml"), "--dataset", str(FIXTURE),

@@ -78,7 +78,7 @@ def test_decontamination_matches_the_parsed_slug():
 
 
 def test_card_names_raybernard_for_a_local_copy_of_its_rows():
-    from letitcode.training.trainer import known_dataset_id
+    from letitcode.training.artifacts import known_dataset_id
 
     data = sft_data.build_sft_data(str(FIXTURE), val_fraction=0)
     assert known_dataset_id(data.preset, str(FIXTURE), data.stats) == "RayBernard/leetcode"
@@ -89,7 +89,9 @@ def test_card_names_raybernard_for_a_local_copy_of_its_rows():
 def test_a_study_plan_can_train_on_raybernard(tmp_path, shared_data):
     from letitcode.data.benchmarks import load_benchmark
     from letitcode.retrieval import parse_exemplar_spec
-    from letitcode.study.runner import load_plan, prepare, resolve_exemplars, train_command
+    from letitcode.study.plan import load_plan
+    from letitcode.study.prepare import prepare
+    from letitcode.study.units import resolve_exemplars, train_command
 
     plan = load_plan("micro", data_dir=shared_data, sft_dataset=str(FIXTURE))
     prep = prepare(plan, tmp_path / "out")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from letitcode.data.benchmarks import BENCHMARKS, HUB_DEFAULTS, leetcode_py, load_benchmark
-from letitcode.data.benchmarks import _io as io
 from letitcode.errors import DataError, HubUnavailable, UserError
+from letitcode.hub import spec
 from letitcode.scoring import judge
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "sources"
@@ -87,13 +87,13 @@ def test_offline_hub_id_with_revision(monkeypatch, tmp_path):
 
 
 def test_hub_id_shapes():
-    assert io.looks_like_hub_id("newfacade/LeetCodeDataset@v0.3.1")
-    assert io.looks_like_hub_id("google-research-datasets/mbpp")
-    assert not io.looks_like_hub_id("data/mbpp.jsonl")
-    assert not io.looks_like_hub_id("./org/name")
-    assert not io.looks_like_hub_id("mbpp")
-    assert io.split_revision("a/b@main", None) == ("a/b", "main")
-    assert io.split_revision("a/b", "v1") == ("a/b", "v1")
+    assert spec.looks_like_hub_id("newfacade/LeetCodeDataset@v0.3.1")
+    assert spec.looks_like_hub_id("google-research-datasets/mbpp")
+    assert not spec.looks_like_hub_id("data/mbpp.jsonl")
+    assert not spec.looks_like_hub_id("./org/name")
+    assert not spec.looks_like_hub_id("mbpp")
+    assert spec.split_revision("a/b@main", None) == ("a/b", "main")
+    assert spec.split_revision("a/b", "v1") == ("a/b", "v1")
 
 
 def test_broken_json_line_is_a_data_error():

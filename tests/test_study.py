@@ -16,21 +16,19 @@ from pathlib import Path
 
 import pytest
 
+from letitcode.data.overlap import ngram_overlap, word_ngrams
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
-from letitcode.study.report import FIGURES, SECTIONS, jaccard, load_study, unpaired_gap, write_report
-from letitcode.study.runner import (
-    PLANS_DIR,
-    load_plan,
-    ngram_overlap,
-    resolve_exemplars,
-    temporal_status,
-    word_ngrams,
-)
+from letitcode.scoring.stats import format_ci
+from letitcode.study.plan import PLANS_DIR, load_plan, preset_names
+from letitcode.study.prepare import temporal_status
+from letitcode.study.report import FIGURES, SECTIONS, load_study, write_report
+from letitcode.study.report.numbers import jaccard, unpaired_gap
+from letitcode.study.units import resolve_exemplars
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-PRESETS = sorted(p.stem for p in PLANS_DIR.glob("*.yaml"))
+PRESETS = preset_names()
 
 
 def _problem(task_id: str, description: str, date: str | None = None) -> Problem:
@@ -90,7 +88,7 @@ def test_plan_overrides_and_errors(tmp_path: Path) -> None:
 
 
 def test_missing_data_names_what_to_pass(tmp_path: Path) -> None:
-    from letitcode.study.runner import prepare
+    from letitcode.study.prepare import prepare
 
     plan = load_plan("micro", data_dir=tmp_path / "absent")
     # the LeetCodeDataset test file is optional (the embedded problems stand in); the SFT data is not
@@ -141,6 +139,9 @@ def test_report_statistics() -> None:
     assert gap["gap"] == 1.0 and gap["ci"] == [1.0, 1.0]
     same = unpaired_gap([1, 0] * 20, [0, 1] * 20)
     assert same["ci"][0] < 0 < same["ci"][1]
+    # differences print like every other CI (scoring.stats.format_ci: 3 decimals), with their sign
+    assert format_ci(0.125, [-0.05, 0.3], signed=True) == "+0.125 [-0.050, 0.300]"
+    assert format_ci(-0.5, None, signed=True) == "-0.500"
 
 
 def test_report_fails_clearly_without_results(tmp_path: Path) -> None:
@@ -249,7 +250,7 @@ def test_micro_study_produces_every_section_and_plot(micro_study: Path) -> None:
         in text
     )
     # every run is a config of the merged result dataset (probes excepted), which the leaderboard reads
-    from letitcode.results.dataset import load_summaries
+    from letitcode.results.load import load_summaries
 
     table = load_summaries([str(micro_study / "dataset")])
     assert len(table) == len(arms) * 3 and set(table["approach"]) == set(arms)

@@ -21,13 +21,13 @@ LCD_FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "leetcodedataset-
 
 
 def _gpu():
-    from letitcode.training.trainer import Hardware
+    from letitcode.training.config import Hardware
 
     return Hardware(True, True, 80.0)
 
 
 def _cpu():
-    from letitcode.training.trainer import Hardware
+    from letitcode.training.config import Hardware
 
     return Hardware(False, False)
 
@@ -43,7 +43,8 @@ def _argv(tiny_model: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _train(tiny_model: Path, out: Path, *extra: str, callbacks=None) -> dict:
-    from letitcode.training.trainer import parse_args, train
+    from letitcode.training.config import parse_args
+    from letitcode.training.trainer import train
 
     return train(*parse_args(_argv(tiny_model, out, *extra), hardware=_cpu()), callbacks=callbacks)
 
@@ -57,7 +58,7 @@ def _steps(out: Path) -> list[int]:
 
 
 def test_recipe_is_picked_from_model_and_method_without_config(capsys):
-    from letitcode.training.trainer import parse_args
+    from letitcode.training.config import parse_args
 
     s, t, m = parse_args(["--model", "google/gemma-7b", "--use_cpu", "true"], hardware=_gpu())
     assert s.recipe == "sft/recipes/gemma-7b/lora.yaml" and s.method == "lora"
@@ -81,7 +82,7 @@ def test_recipe_is_picked_from_model_and_method_without_config(capsys):
 
 
 def test_missing_recipe_is_one_line_naming_the_recipes_that_exist():
-    from letitcode.training.trainer import parse_args
+    from letitcode.training.config import parse_args
 
     with pytest.raises(UserError) as e:
         parse_args(["--model", "google/gemma-7b", "--method", "ia3"], hardware=_gpu())
@@ -97,7 +98,7 @@ def test_missing_recipe_is_one_line_naming_the_recipes_that_exist():
 
 
 def test_recipes_compare_methods_at_one_effective_batch():
-    from letitcode.training.trainer import effective_batch, parse_args
+    from letitcode.training.config import effective_batch, parse_args
 
     for model in ("google/gemma-7b", "meta-llama/Llama-3.1-8B-Instruct", "microsoft/Phi-3-mini-4k-instruct"):
         got = {}
@@ -115,7 +116,7 @@ def test_recipes_compare_methods_at_one_effective_batch():
 
 
 def test_full_recipes_save_model_only_bounded_checkpoints_in_fp32():
-    from letitcode.training.trainer import parse_args
+    from letitcode.training.config import parse_args
 
     for model in ("google/gemma-7b", "meta-llama/Llama-3.1-8B-Instruct", "microsoft/Phi-3-mini-4k-instruct",
                   "embedded"):  # fmt: skip
@@ -127,7 +128,7 @@ def test_full_recipes_save_model_only_bounded_checkpoints_in_fp32():
 
 
 def test_gpu_without_bf16_falls_back_to_fp16_with_a_warning(capsys):
-    from letitcode.training.trainer import Hardware, parse_args
+    from letitcode.training.config import Hardware, parse_args
 
     t4 = Hardware(True, False, 15.0)
     _, t, m = parse_args(["--model", "google/gemma-7b", "--use_cpu", "true"], hardware=t4)
@@ -138,7 +139,7 @@ def test_gpu_without_bf16_falls_back_to_fp16_with_a_warning(capsys):
 
 
 def test_paged_optimizer_is_replaced_on_cpu(capsys):
-    from letitcode.training.trainer import parse_args
+    from letitcode.training.config import parse_args
 
     args = ["--model", "microsoft/Phi-3-mini-4k-instruct", "--method", "qlora", "--use_cpu", "true"]
     _, t, _ = parse_args([*args, "--bf16", "false"], hardware=_cpu())
@@ -152,7 +153,7 @@ def test_paged_optimizer_is_replaced_on_cpu(capsys):
 
 
 def test_device_map_is_never_auto_when_distributed():
-    from letitcode.training.trainer import device_map_for
+    from letitcode.training.peft import device_map_for
 
     def dist(**kw):
         return {"type": "NO", "num_processes": 1, "deepspeed": False, "fsdp": False, "local_process_index": 0,
@@ -172,7 +173,7 @@ def test_device_map_is_never_auto_when_distributed():
 def test_parameters_are_counted_at_full_size_under_zero3():
     import torch
 
-    from letitcode.training.trainer import count_parameters_sharded
+    from letitcode.training.peft import count_parameters_sharded
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
     assert count_parameters_sharded(model)["total"] == 4 * 4 + 4 + 4 * 2 + 2
@@ -185,7 +186,7 @@ def test_parameters_are_counted_at_full_size_under_zero3():
 
 
 def test_qlora_without_bitsandbytes_is_one_line(monkeypatch):
-    from letitcode.training.trainer import check_qlora_backend
+    from letitcode.training.peft import check_qlora_backend
 
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import fails as where it is not installed
     with pytest.raises(UserError) as e:
@@ -378,7 +379,7 @@ def test_manifest_and_card_name_hub_ids_and_no_machine_paths(tiny_model, tmp_pat
 
 def test_card_license_and_revision_come_from_the_base(tmp_path):
     from letitcode.models import ResolvedModel
-    from letitcode.training.trainer import base_model_card_info
+    from letitcode.training.artifacts import base_model_card_info
 
     folder = tmp_path / "base"
     folder.mkdir()
@@ -396,13 +397,14 @@ def test_card_license_and_revision_come_from_the_base(tmp_path):
 
 
 def test_decontamination_uses_the_evaluated_split_of_the_embedded_problems():
-    from letitcode.training.trainer import _load_decontamination, parse_args
+    from letitcode.training.config import parse_args
+    from letitcode.training.prepare import load_decontamination
 
     s, _, _ = parse_args(["--recipe", "none"], hardware=_cpu())
-    problems, info = _load_decontamination(s)
+    problems, info = load_decontamination(s)
     assert info["split"] == "test" and 0.4 * 1405 < len(problems) < 0.6 * 1405  # the test half, not all 1,405
     s, _, _ = parse_args(["--recipe", "none", "--eval_split", "all"], hardware=_cpu())
-    problems, info = _load_decontamination(s)
+    problems, info = load_decontamination(s)
     assert info["split"] == "all" and len(problems) == 1405
 
 

@@ -26,7 +26,7 @@ class ReportArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from letitcode.results.tables import write_report
+    from letitcode.results.report import write_report
 
     (args,) = parse_config((ReportArguments,), argv, description=__doc__)
     if not args.runs:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> int:
-    from letitcode.training.trainer import parse_args, train
+    from letitcode.training.config import parse_args
+    from letitcode.training.trainer import train
 
     script_args, sft_args, model_args = parse_args(argv)
     if script_args.dry_run:
         import json
 
-        from letitcode.training.trainer import describe
+        from letitcode.training.config import describe
 
         print(json.dumps(describe(script_args, sft_args, model_args), indent=2, default=str))
         return 0

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from letitcode.errors import UserError
+from letitcode.hub.spec import approach_of, looks_like_hub_id
+from letitcode.results import dataset as results_dataset
 
 _API_FACTORY: Any = None  # tests set this to a callable returning an HfApi double
 
@@ -131,8 +133,6 @@ def snapshot(repo_id: str, *, repo_type: str = "dataset", allow_patterns: list[s
 def push_results(repo_id: str, run_dirs: list[str | Path], *, private: bool = False) -> str:
     """Upload runs as configs of the result dataset `repo_id`: creates it if needed, keeps the configs
     already there (the card is re-rendered over old and new), replaces a config of the same name."""
-    from letitcode.results import dataset as results_dataset
-
     require_token(f"pushing results to {repo_id}")
     client = api()
     client.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
@@ -180,8 +180,6 @@ def eval_results_for(
     from huggingface_hub import EvalResult, constants
 
     from letitcode.data.benchmarks import HUB_DEFAULTS
-    from letitcode.data.benchmarks._io import looks_like_hub_id
-    from letitcode.results.dataset import approach_of
 
     bench = manifest.get("benchmark") or {}
     name = str(bench.get("name") or results.get("benchmark"))
@@ -333,6 +331,35 @@ def push_space(
         repo_id=repo_id, folder_path=str(folder), repo_type="space", commit_message=commit_message
     )
     return str(getattr(info, "commit_url", info))
+
+
+LEADERBOARD_DIR = Path(__file__).resolve().parents[2] / "leaderboard"
+_LEADERBOARD_FILES = ("app.py", "README.md", "requirements.txt")
+
+
+def stage_leaderboard_space(out_dir: str | Path) -> Path:
+    """The leaderboard Space folder: `leaderboard/`'s app.py, README.md (the Space header) and
+    requirements.txt, plus the `letitcode` package's source beside app.py, so the app imports the same
+    reader, intervals and errors on the Space as in the repo without pip-installing letitcode (whose
+    dependencies are torch and the training stack). Push it with `push_space`."""
+    out = Path(out_dir)
+    missing = [f for f in _LEADERBOARD_FILES if not (LEADERBOARD_DIR / f).is_file()]
+    if missing:
+        raise UserError(
+            f"{LEADERBOARD_DIR}: the leaderboard folder lacks {', '.join(missing)} (needs a checkout)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for name in _LEADERBOARD_FILES:
+        shutil.copy2(LEADERBOARD_DIR / name, out / name)
+    package = Path(__file__).resolve().parents[1]
+    target = out / "letitcode"
+    if target.exists():
+        shutil.rmtree(target)
+    # leaderboard_app.py is app.py itself (a link to it); caches are this machine's
+    shutil.copytree(
+        package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "leaderboard_app.py")
+    )
+    return out
 
 
 def publish_run(run_dir: str | Path, push: PushArguments) -> list[str]:

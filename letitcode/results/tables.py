@@ -1,4 +1,4 @@
-"""Tables (Markdown) and plots (PNG) from finished runs: the seed study's result tables and more.
+"""Tables (Markdown) from finished runs: the seed study's result tables and more.
 
 - per run: model | approach | benchmark | BLEU | CodeBLEU | tests passed | pass@1 [95% CI]
 - pass@1 by difficulty, one column per run (approach), with CIs
@@ -6,13 +6,12 @@
 - code quality for passing and failing solutions
 - paired comparisons of runs on the same problems (difference, CI, p-value, verdict)
 - latency and cost
-Plots: pass@1 by difficulty per approach with CI error bars; the error taxonomy as stacked bars.
+The plots are `letitcode.results.plots`; the whole report (Markdown plus PNGs) is `letitcode.results.report`.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 from letitcode.data.problem import DIFFICULTIES
 from letitcode.errors import UserError
+from letitcode.hub.spec import approach_of, model_identity
+from letitcode.results.dataset import read_run_dir
 from letitcode.scoring.stats import format_ci
 
 LEVELS = (*DIFFICULTIES, "All")
@@ -40,9 +41,6 @@ class Run:
 def load_runs(run_dirs: Sequence[str | Path], labels: Sequence[str] | None = None) -> list[Run]:
     """Read run directories (samples.jsonl, results.json, manifest.json). Labels default to the approach,
     made unique with the model and benchmark where several runs share it."""
-    from letitcode.records import read_jsonl
-    from letitcode.results.dataset import approach_of, model_identity
-
     if not run_dirs:
         raise UserError("no run directories given")
     if labels and len(labels) != len(run_dirs):
@@ -50,12 +48,7 @@ def load_runs(run_dirs: Sequence[str | Path], labels: Sequence[str] | None = Non
     runs = []
     for d in run_dirs:
         d = Path(d)
-        for name in ("samples.jsonl", "results.json", "manifest.json"):
-            if not (d / name).exists():
-                raise UserError(f"{d} is not a run directory: {name} is missing")
-        manifest = json.loads((d / "manifest.json").read_text())
-        results = json.loads((d / "results.json").read_text())
-        records = [r for _, r in read_jsonl(d / "samples.jsonl", what="samples file")]
+        records, results, manifest = read_run_dir(d)
         model, _ = model_identity(manifest)
         bench = str((manifest.get("benchmark") or {}).get("name") or results.get("benchmark"))
         runs.append(Run(d, "", results, manifest, records, model, approach_of(manifest), bench))
@@ -102,10 +95,6 @@ def _cell(x: Any) -> str:
 
 def _f(x: Any, fmt: str = "{:.3f}") -> str:
     return "-" if x is None else fmt.format(x)
-
-
-def _ci(pair: Sequence[float] | None) -> str:
-    return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else ""
 
 
 def _level(run: Run, level: str) -> tuple[float | None, list[float] | None, int | None]:
@@ -254,7 +243,7 @@ def comparison_table(comps: Sequence[dict[str, Any]]) -> str:
             c["n_problems"],
             c["a"],
             c["b"],
-            f"{c['difference']:+.3f} {_ci(c['ci'])}",
+            format_ci(c["difference"], c["ci"], signed=True),
             c["test"],
             f"{c['p_value']:.3g}",
             c["verdict"],
@@ -320,129 +309,3 @@ def examples_section(run: Run) -> str:
             lines += [f"Error: `{' '.join(str(e['error']).split())[:300]}`", ""]
         parts.append("\n".join(lines))
     return "\n".join(parts)
-
-
-def plot_pass_by_difficulty(runs: Sequence[Run], path: str | Path) -> Path:
-    """Grouped bars: pass@1 per difficulty level (and overall), one bar per run, 95% CI error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    levels = [lvl for lvl in LEVELS if any(_level(r, lvl)[0] is not None for r in runs)]
-    x = np.arange(len(levels))
-    width = 0.8 / max(len(runs), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(levels) + 0.6 * len(runs)), 4))
-    for i, r in enumerate(runs):
-        vals, lo, hi = [], [], []
-        for lvl in levels:
-            p, ci, _ = _level(r, lvl)
-            vals.append(p if p is not None else np.nan)
-            lo.append(p - ci[0] if p is not None and ci else 0.0)
-            hi.append(ci[1] - p if p is not None and ci else 0.0)
-        ax.bar(x + (i - (len(runs) - 1) / 2) * width, vals, width, yerr=[lo, hi], capsize=3, label=r.label)
-    ax.set_xticks(x, levels)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("pass@1")
-    ax.set_title("pass@1 by difficulty (95% bootstrap CI)")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_taxonomy(runs: Sequence[Run], path: str | Path) -> Path:
-    """Stacked bars: the share of each run's samples in each error category (the rest passed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    cats = _categories(runs)
-    labels = [r.label for r in runs]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(runs) + 3), 4.5))
-    bottom = np.zeros(len(runs))
-    cmap = plt.get_cmap("tab20")
-    for j, cat in enumerate(cats):
-        shares = []
-        for r in runs:
-            tax = r.results.get("error_taxonomy") or {}
-            total = tax.get("n_samples") or r.results.get("n_samples") or 1
-            shares.append(((tax.get("counts") or {}).get(cat, 0)) / total)
-        ax.bar(labels, shares, bottom=bottom, label=cat, color=cmap(j % 20))
-        bottom += np.array(shares)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of samples")
-    ax.set_title("Error taxonomy (failed samples by category)")
-    if cats:
-        ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def render(
-    runs: Sequence[Run], *, title: str = "LetItCode results", images: dict[str, str] | None = None
-) -> str:
-    """The whole report as Markdown (images: name -> relative PNG path)."""
-    images = images or {}
-    out = [f"# {title}", ""]
-    out += ["Runs: " + ", ".join(f"`{r.label}` ({r.path})" for r in runs), ""]
-    out += ["## Scores", "", model_table(runs), ""]
-    out += [
-        "BLEU (sacrebleu, 0-100) and CodeBLEU (0-1) compare against reference solutions and are `-` where the",
-        'benchmark has none. "tests passed" is the mean fraction of test cases passed per sample.',
-        "",
-    ]
-    out += ["## pass@1 by difficulty", "", difficulty_table(runs), ""]
-    if "pass_by_difficulty" in images:
-        out += [f"![pass@1 by difficulty]({images['pass_by_difficulty']})", ""]
-    comps = comparisons(runs)
-    if comps:
-        out += ["## Paired comparisons", "", comparison_table(comps), ""]
-        out += ["A difference is claimed only when its 95% CI excludes 0 and p < 0.05.", ""]
-    out += ["## Error taxonomy", "", taxonomy_table(runs), ""]
-    if "taxonomy" in images:
-        out += [f"![error taxonomy]({images['taxonomy']})", ""]
-    for r in runs:
-        tbl = taxonomy_by_difficulty(r)
-        if tbl:
-            out += [f"### {r.label}: errors by difficulty", "", tbl, ""]
-    out += ["## Code quality", "", quality_table(runs), ""]
-    out += [
-        "Lint with ruff (rule families by code prefix), complexity with radon; see `quality.ruff` in results.json.",
-        "",
-    ]
-    out += ["## Latency and cost", "", cost_table(runs), ""]
-    ex = [examples_section(r) for r in runs]
-    if any(ex):
-        out += ["## Qualitative examples (one per error category)", "", *[e for e in ex if e]]
-    return "\n".join(out).rstrip() + "\n"
-
-
-def write_report(
-    run_dirs: Sequence[str | Path],
-    output_dir: str | Path,
-    *,
-    labels: Sequence[str] | None = None,
-    title: str = "LetItCode results",
-) -> Path:
-    """Write report.md, pass_by_difficulty.png and error_taxonomy.png to output_dir. Returns report.md."""
-    runs = load_runs(run_dirs, labels)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    plot_pass_by_difficulty(runs, out / "pass_by_difficulty.png")
-    plot_taxonomy(runs, out / "error_taxonomy.png")
-    text = render(
-        runs,
-        title=title,
-        images={"pass_by_difficulty": "pass_by_difficulty.png", "taxonomy": "error_taxonomy.png"},
-    )
-    (out / "report.md").write_text(text)
-    return out / "report.md"

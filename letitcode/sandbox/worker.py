@@ -109,30 +109,18 @@ def encode_value(obj: object, *, refuse_aliases: bool = False) -> object:
         if x is None or t is bool or t is int or t is str:
             return x
         if t is float:
-            return x if x == x and x not in (float("inf"), float("-inf")) else {"$f": repr(x)}
+            return _encode_float(x)
         if depth >= MAX_DEPTH:
             raise Unencodable(f"nested deeper than {MAX_DEPTH} levels")
-        if t is bytes:
-            return {"$b": x.hex()}
-        if t is complex:
-            return {"$c": [enc(x.real, depth + 1), enc(x.imag, depth + 1)]}
         if t in _DICT_LIKE:  # the stdlib's dict subclasses compare as dicts; a user's subclass does not count
             t = dict
-        if t in (list, dict, set):
-            if refuse_aliases:
-                if id(x) in seen:
-                    raise Unencodable("the same list, dict or set appears twice")
-                seen.add(id(x))
-        if t is list:
-            return [enc(v, depth + 1) for v in x]
-        if t is tuple:
-            return {"$t": [enc(v, depth + 1) for v in x]}
-        if t is dict:
-            return {"$d": [[enc(k, depth + 1), enc(v, depth + 1)] for k, v in x.items()]}
-        if t is set or t is frozenset:
-            items = [enc(v, depth + 1) for v in x]
-            items.sort(key=lambda v: json.dumps(v, sort_keys=True))  # sets have no order: make one
-            return {"$s" if t is set else "$fs": items}
+        if refuse_aliases and t in (list, dict, set):
+            if id(x) in seen:
+                raise Unencodable("the same list, dict or set appears twice")
+            seen.add(id(x))
+        step = _ENCODERS.get(t)  # exact types only: a subclass is never looked up as its base
+        if step is not None:
+            return step(x, enc, depth + 1)
         if hasattr(x, "val") and (hasattr(x, "left") or hasattr(x, "next")):
             return _encode_nodes(x, enc, depth, seen if refuse_aliases else None)
         raise Unencodable(
@@ -140,6 +128,28 @@ def encode_value(obj: object, *, refuse_aliases: bool = False) -> object:
         )
 
     return enc(obj, 0)
+
+
+def _encode_float(x: float) -> object:
+    return x if x == x and x not in (float("inf"), float("-inf")) else {"$f": repr(x)}
+
+
+def _encode_set_items(x: set | frozenset, enc, depth: int) -> list:
+    items = [enc(v, depth) for v in x]
+    items.sort(key=lambda v: json.dumps(v, sort_keys=True))  # sets have no order: make one
+    return items
+
+
+# One step per exact type that has a tag of its own (or is a JSON list); `depth` is the items' depth.
+_ENCODERS = {
+    bytes: lambda x, enc, depth: {"$b": x.hex()},
+    complex: lambda x, enc, depth: {"$c": [enc(x.real, depth), enc(x.imag, depth)]},
+    list: lambda x, enc, depth: [enc(v, depth) for v in x],
+    tuple: lambda x, enc, depth: {"$t": [enc(v, depth) for v in x]},
+    dict: lambda x, enc, depth: {"$d": [[enc(k, depth), enc(v, depth)] for k, v in x.items()]},
+    set: lambda x, enc, depth: {"$s": _encode_set_items(x, enc, depth)},
+    frozenset: lambda x, enc, depth: {"$fs": _encode_set_items(x, enc, depth)},
+}
 
 
 def _encode_nodes(root: object, enc, depth: int, seen: set[int] | None) -> dict:
@@ -193,6 +203,7 @@ class Malformed(Exception):
 def decode_value(data: object, *, tree=None, linked=None) -> object:
     """Builtins from encode_value's output. `tree`/`linked` rebuild nodes from their lists (the benchmark's
     own helpers); without them a node is Malformed. An "$x" value raises Unencodable with its reason."""
+    hooks = {"$tree": tree, "$list": linked}
 
     def dec(x: object, depth: int) -> object:
         if depth > MAX_DEPTH + 2:
@@ -207,38 +218,56 @@ def decode_value(data: object, *, tree=None, linked=None) -> object:
         ((tag, v),) = x.items()
         if tag == "$x":
             raise Unencodable(str(v))
-        if tag in ("$t", "$s", "$fs", "$d", "$tree", "$list") and type(v) is not list:
+        if tag in _LIST_TAGS and type(v) is not list:
             raise Malformed(f"{tag} holds {type(v).__name__}")
-        if tag == "$t":
-            return tuple(dec(i, depth + 1) for i in v)
-        if tag == "$s":
-            return {dec(i, depth + 1) for i in v}
-        if tag == "$fs":
-            return frozenset(dec(i, depth + 1) for i in v)
-        if tag == "$d":
-            if not all(type(p) is list and len(p) == 2 for p in v):
-                raise Malformed("$d holds something other than pairs")
-            return {dec(k, depth + 1): dec(w, depth + 1) for k, w in v}
-        if tag == "$b" and type(v) is str:
-            return bytes.fromhex(v)
-        if tag == "$f" and v in ("nan", "inf", "-inf"):
-            return float(v)
-        if tag == "$c" and type(v) is list and len(v) == 2:
-            re_, im = (dec(i, depth + 1) for i in v)
-            if type(re_) is float and type(im) is float:
-                return complex(re_, im)
-        if tag == "$tree" and tree is not None:
-            return tree([dec(i, depth + 1) for i in v])
-        if tag == "$list" and linked is not None:
-            return linked([dec(i, depth + 1) for i in v])
-        if tag in ("$tree", "$list"):
-            raise Unencodable("a tree or linked-list node, which this problem never takes or returns")
-        raise Malformed(f"unknown tag {tag!r}")
+        step = _DECODERS.get(tag)
+        out = _UNKNOWN if step is None else step(v, dec, depth + 1, hooks.get(tag))
+        if out is _UNKNOWN:
+            raise Malformed(f"unknown tag {tag!r}")
+        return out
 
     try:
         return dec(data, 0)
     except (TypeError, ValueError) as e:  # unhashable set members or dict keys, bad hex
         raise Malformed(str(e)) from None
+
+
+_LIST_TAGS = ("$t", "$s", "$fs", "$d", "$tree", "$list")  # tags whose value must be a list
+_UNKNOWN = object()  # a decoding step's answer for a value its tag cannot hold: "unknown tag"
+
+
+def _decode_dict(v: list, dec, depth: int, _hook) -> dict:
+    if not all(type(p) is list and len(p) == 2 for p in v):
+        raise Malformed("$d holds something other than pairs")
+    return {dec(k, depth): dec(w, depth) for k, w in v}
+
+
+def _decode_complex(v: object, dec, depth: int, _hook) -> object:
+    if type(v) is list and len(v) == 2:
+        re_, im = (dec(i, depth) for i in v)
+        if type(re_) is float and type(im) is float:
+            return complex(re_, im)
+    return _UNKNOWN
+
+
+def _decode_nodes(v: list, dec, depth: int, hook) -> object:
+    if hook is None:
+        raise Unencodable("a tree or linked-list node, which this problem never takes or returns")
+    return hook([dec(i, depth) for i in v])
+
+
+# One step per tag: (value, dec, the items' depth, the tag's node hook) -> the builtin, or _UNKNOWN.
+_DECODERS = {
+    "$t": lambda v, dec, depth, _hook: tuple(dec(i, depth) for i in v),
+    "$s": lambda v, dec, depth, _hook: {dec(i, depth) for i in v},
+    "$fs": lambda v, dec, depth, _hook: frozenset(dec(i, depth) for i in v),
+    "$d": _decode_dict,
+    "$b": lambda v, dec, depth, _hook: bytes.fromhex(v) if type(v) is str else _UNKNOWN,
+    "$f": lambda v, dec, depth, _hook: float(v) if v in ("nan", "inf", "-inf") else _UNKNOWN,
+    "$c": _decode_complex,
+    "$tree": _decode_nodes,
+    "$list": _decode_nodes,
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,28 +299,59 @@ SEED = 20261204  # `random` is seeded with this before each test, when recording
 
 
 def _harness(job: dict, holder: list[bytes], rep_fd: int) -> None:
-    # Bind everything the verdict depends on now, before model code can patch builtins or modules.
+    # Bind everything the verdict depends on now, before model code can patch builtins or modules. The steps
+    # that run after model code are closures made here, before it runs (send, describe, finish, run_tests):
+    # a module-level function would be looked up by name afterwards, and model code can replace a name.
     exec_, compile_, eval_ = builtins.exec, builtins.compile, builtins.eval
-    type_, isinstance_, str_, len_, range_ = (
-        builtins.type,
-        builtins.isinstance,
-        builtins.str,
-        builtins.len,
-        builtins.range,
-    )
-    BaseException_, MemoryError_ = builtins.BaseException, builtins.MemoryError
-    str_encode, bytes_hex, bytes_join = str.encode, bytes.hex, bytes.join
-    write, getpid, exit_ = os.write, os.getpid, os._exit
-    print_exc = traceback.print_exception
-    sha = hashlib.sha256
-    settrace, setprofile = sys.settrace, sys.setprofile
-    out0, err0 = sys.stdout, sys.stderr
+    len_, range_ = builtins.len, builtins.range
+    BaseException_ = builtins.BaseException
     dumps = json.dumps
     # Immutable copies: model code that reaches the `job` dict cannot swap the tests afterwards.
     program, entry_point, check_code = job["program"], job["entry_point"], job["check_code"]
     tests = tuple(job["test_list"])
     mode = job.get("mode") or "tests"
     calls = tuple(job.get("calls") or ())
+    send, enc_all, describe, finish = _report_channel(holder, rep_fd)
+    run_tests = _test_runner(tests, check_code, send, describe, finish)
+
+    module = types.ModuleType("solution")  # not "__main__": `if __name__ == "__main__":` blocks stay off
+    ns = module.__dict__
+    ns["__builtins__"] = _BUILTINS if _BUILTINS is not None else dict(builtins.__dict__)
+    sys.modules["solution"] = module
+    try:
+        code = compile_(program, "<solution>", "exec")
+    except BaseException_ as e:
+        finish((b"E", b"syntax", *describe(e)))
+    try:
+        exec_(code, ns)
+        ns["candidate"] = eval_(entry_point, ns)
+    except BaseException_ as e:
+        finish((b"E", b"program", *describe(e)))
+
+    if mode == "calls":
+        # Call the candidate on each recorded input and send back what it returned, as plain data.
+        hooks = _node_hooks(ns)
+        for i in range_(len_(calls)):
+            outs = [_call(ns["candidate"], spec, hooks, describe, dumps) for spec in calls[i]]
+            send(b"O", b"%d" % i, enc_all(dumps(outs)))
+        finish()
+    if mode == "record":  # trusted: the reference solution, never model code
+        _record(job, ns, tests, check_code, send, enc_all, describe, finish)
+    run_tests(ns)
+    finish()
+
+
+def _report_channel(holder: list[bytes], rep_fd: int) -> tuple:
+    """The child's side of the authenticated report, as closures over what they use, bound now (before model
+    code runs): send(*fields) writes one MAC'd line, enc_all hex-encodes an output, describe(exception) gives
+    its (name, message) fields, and finish(fields) sends them and the final line, then leaves the process."""
+    type_, isinstance_, str_ = builtins.type, builtins.isinstance, builtins.str
+    BaseException_, MemoryError_ = builtins.BaseException, builtins.MemoryError
+    str_encode, bytes_hex, bytes_join = str.encode, bytes.hex, bytes.join
+    write, getpid = os.write, os.getpid
+    print_exc = traceback.print_exception
+    sha = hashlib.sha256
+    out0, err0 = sys.stdout, sys.stderr
     padded = holder.pop().ljust(64, b"\0")
     inner0 = sha(padded.translate(_IPAD))
     outer0 = sha(padded.translate(_OPAD))
@@ -340,6 +400,16 @@ def _harness(job: dict, holder: list[bytes], rep_fd: int) -> None:
                 pass
         return enc(name), enc(msg)
 
+    return send, enc_all, describe, _finisher(send, out0, err0)
+
+
+def _finisher(send, out0, err0):
+    """finish(fields), bound now (before model code runs): stop any tracer, send `fields` and the final
+    line, and leave the process. `out0`/`err0`: the streams as they were before model code ran."""
+    settrace, setprofile = sys.settrace, sys.setprofile
+    BaseException_ = builtins.BaseException
+    exit_ = os._exit
+
     def finish(fields: tuple[bytes, ...] | None = None) -> None:
         settrace(None)
         setprofile(None)
@@ -353,39 +423,26 @@ def _harness(job: dict, holder: list[bytes], rep_fd: int) -> None:
         send(b"F")
         exit_(0)  # skip atexit hooks, finalizers and lingering threads of model code
 
-    module = types.ModuleType("solution")  # not "__main__": `if __name__ == "__main__":` blocks stay off
-    ns = module.__dict__
-    ns["__builtins__"] = _BUILTINS if _BUILTINS is not None else dict(builtins.__dict__)
-    sys.modules["solution"] = module
-    try:
-        code = compile_(program, "<solution>", "exec")
-    except BaseException_ as e:
-        finish((b"E", b"syntax", *describe(e)))
-    try:
-        exec_(code, ns)
-        ns["candidate"] = eval_(entry_point, ns)
-    except BaseException_ as e:
-        finish((b"E", b"program", *describe(e)))
+    return finish
 
-    if mode == "calls":
-        # Call the candidate on each recorded input and send back what it returned, as plain data.
-        hooks = _node_hooks(ns)
-        for i in range_(len_(calls)):
-            outs = [_call(ns["candidate"], spec, hooks, describe, dumps) for spec in calls[i]]
-            send(b"O", b"%d" % i, enc_all(dumps(outs)))
-        finish()
-    if mode == "record":  # trusted: the reference solution, never model code
-        _record(job, ns, tests, check_code, send, enc_all, describe, finish)
 
-    if tests:
-        for i in range_(len_(tests)):
-            try:
-                exec_(compile_(tests[i], f"<test {i}>", "exec"), ns)
-            except BaseException_ as e:
-                send(b"T", b"%d" % i, b"0", *describe(e))
-            else:
-                send(b"T", b"%d" % i, b"1", b"", b"")
-    else:
+def _test_runner(tests: tuple[str, ...], check_code: str, send, describe, finish):
+    """run_tests(ns), bound now (before model code runs): each statement of `tests` in the program's
+    namespace, one "T" line per statement, or else `check(candidate)` from `check_code` as one test."""
+    exec_, compile_ = builtins.exec, builtins.compile
+    len_, range_ = builtins.len, builtins.range
+    BaseException_ = builtins.BaseException
+
+    def run_tests(ns: dict) -> None:
+        if tests:
+            for i in range_(len_(tests)):
+                try:
+                    exec_(compile_(tests[i], f"<test {i}>", "exec"), ns)
+                except BaseException_ as e:
+                    send(b"T", b"%d" % i, b"0", *describe(e))
+                else:
+                    send(b"T", b"%d" % i, b"1", b"", b"")
+            return
         try:
             exec_(compile_(check_code, "<check>", "exec"), ns)
         except BaseException_ as e:
@@ -396,7 +453,8 @@ def _harness(job: dict, holder: list[bytes], rep_fd: int) -> None:
             send(b"T", b"0", b"0", *describe(e))
         else:
             send(b"T", b"0", b"1", b"", b"")
-    finish()
+
+    return run_tests
 
 
 def _node_hooks(ns: dict) -> dict:
@@ -748,11 +806,9 @@ def _status_of(name: str) -> str:
     return "runtime_error"
 
 
-def _verdict(job: dict, events: list[list[bytes]], death: dict) -> dict:
-    """Build the result fields from the child's authenticated events and how it ended."""
-    tests = job["test_list"]
-    mode = job.get("mode") or "tests"
-    total = len(job.get("calls") or ()) if mode == "calls" else (len(tests) if tests else 1)
+def _read_events(events: list[list[bytes]], total: int) -> tuple[list, list, tuple | None, bool]:
+    """The child's authenticated events, up to its final line: per test in order (ok, exception name,
+    message); per test the outputs' JSON (modes calls/record); the program's error; whether it finished."""
     results: list[tuple[bool, str, str]] = []  # per test, in order: (ok, exception name, message)
     outputs: list[str | None] = [None] * total  # mode calls/record: per test, the JSON the child sent
     prog_err = None
@@ -770,6 +826,28 @@ def _verdict(job: dict, events: list[list[bytes]], death: dict) -> dict:
             prog_err = (ev[1].decode("ascii", "replace"), _unhex(ev[2]), _unhex(ev[3]))
         elif kind == b"F" and len(ev) == 1:
             final = True
+    return results, outputs, prog_err, final
+
+
+def _program_error(out: dict, prog_err: tuple[str, str, str]) -> dict:
+    """The verdict on a program that failed to compile or load (or whose check code did)."""
+    stage, name, msg = prog_err
+    out["exception_type"] = name
+    if stage == "syntax":
+        out["status"] = "memory_limit" if name == "MemoryError" else "syntax_error"
+        out["error"] = _exc_text(name, msg)
+    else:
+        out["status"] = "memory_limit" if name == "MemoryError" else "runtime_error"
+        out["error"] = _exc_text(name, msg) if stage == "program" else f"{stage}: {_exc_text(name, msg)}"
+    return out
+
+
+def _verdict(job: dict, events: list[list[bytes]], death: dict) -> dict:
+    """Build the result fields from the child's authenticated events and how it ended."""
+    tests = job["test_list"]
+    mode = job.get("mode") or "tests"
+    total = len(job.get("calls") or ()) if mode == "calls" else (len(tests) if tests else 1)
+    results, outputs, prog_err, final = _read_events(events, total)
     n_ok = sum(ok for ok, _, _ in results)
 
     def statement(i: int) -> str:
@@ -778,15 +856,7 @@ def _verdict(job: dict, events: list[list[bytes]], death: dict) -> dict:
     out = {"tests_passed": n_ok, "tests_total": total, "first_failure": None, "exception_type": None}
 
     if prog_err is not None:
-        stage, name, msg = prog_err
-        out["exception_type"] = name
-        if stage == "syntax":
-            out["status"] = "memory_limit" if name == "MemoryError" else "syntax_error"
-            out["error"] = _exc_text(name, msg)
-        else:
-            out["status"] = "memory_limit" if name == "MemoryError" else "runtime_error"
-            out["error"] = _exc_text(name, msg) if stage == "program" else f"{stage}: {_exc_text(name, msg)}"
-        return out
+        return _program_error(out, prog_err)
     if mode == "calls":
         # Not a verdict: the trusted judge replays the tests on these outputs (letitcode/scoring/judge.py). Tests
         # whose outputs never came are judged by how the child ended.
@@ -948,104 +1018,138 @@ def _stdlib_modules() -> list[str]:
     return names
 
 
-def _run_job(job: dict, cfg: dict) -> dict:
-    _preload([m for m in PRELOAD_ON_DEMAND if m in job["program"]], cfg["preloaded"])
-    timeout = float(job["timeout_s"])
-    cap = int(job.get("max_output_bytes", 65536))
-    jobdir = _make_jobdir(cfg)
-    if cfg.get("drop_uid") is not None:
-        os.chown(jobdir, cfg["drop_uid"], cfg["drop_uid"])
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    rep_r, rep_w = os.pipe()
-    key_r, key_w = os.pipe()
-    t0 = time.monotonic()
+class _JobPipes:
+    """The pipes of one job's child: its stdout and stderr (kept as bounded tails) and its report (kept up to
+    REPORT_CAP), with the parent's ends read without blocking, and the pipe that hands the child its key."""
+
+    def __init__(self, cap: int):
+        self.out_r, self.out_w = os.pipe()
+        self.err_r, self.err_w = os.pipe()
+        self.rep_r, self.rep_w = os.pipe()
+        self.key_r, self.key_w = os.pipe()
+        self.tails = {self.out_r: _Tail(cap), self.err_r: _Tail(cap)}
+        self.report = bytearray()
+
+    def feed(self, fd: int, data: bytes) -> None:
+        if fd == self.rep_r:
+            self.report.extend(data[: max(0, REPORT_CAP - len(self.report))])
+        else:
+            self.tails[fd].add(data)
+
+    def read(self, sel: selectors.BaseSelector, fd: int) -> None:
+        """What one readable pipe holds now; at EOF it leaves the selector."""
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            sel.unregister(fd)
+            return
+        self.feed(fd, data)
+
+    def drain(self, sel: selectors.BaseSelector, pidfd: int | None) -> None:
+        """Every writer is gone now: read what is left in the pipes."""
+        for fd in list(sel.get_map()):
+            if fd == pidfd:
+                continue
+            for _ in range(10000):
+                try:
+                    data = os.read(fd, 1 << 16)
+                except (BlockingIOError, OSError):
+                    break
+                if not data:
+                    break
+                self.feed(fd, data)
+
+
+def _fork_child(job: dict, jobdir: str, cfg: dict, pipes: _JobPipes) -> tuple[int, bytes]:
+    """Fork the job's child; returns its pid and the key its report is authenticated with."""
     pid = os.fork()
     if pid == 0:  # child
         try:
-            _child(job, jobdir, out_w, err_w, rep_w, key_r, cfg)
+            _child(job, jobdir, pipes.out_w, pipes.err_w, pipes.rep_w, pipes.key_r, cfg)
         finally:
             os._exit(70)
-    for fd in (out_w, err_w, rep_w, key_r):
+    for fd in (pipes.out_w, pipes.err_w, pipes.rep_w, pipes.key_r):
         os.close(fd)
     key = os.urandom(KEY_BYTES)  # drawn after fork: the child's copy of our memory never held it
     try:
-        os.write(key_w, key)  # 32 bytes < PIPE_BUF: one atomic write that cannot block
+        os.write(pipes.key_w, key)  # 32 bytes < PIPE_BUF: one atomic write that cannot block
     except OSError:
         pass
-    os.close(key_w)
+    os.close(pipes.key_w)
+    return pid, key
 
-    tails = {out_r: _Tail(cap), err_r: _Tail(cap)}
-    report = bytearray()
-    sel = cfg["selector"]  # one epoll for the worker's life: a job only registers its descriptors
-    for fd in (out_r, err_r, rep_r):
+
+def _watch(sel: selectors.BaseSelector, pipes: _JobPipes, pid: int) -> int | None:
+    """Register the child's pipes (and its pidfd, where the platform has them: returned) with the selector."""
+    for fd in (pipes.out_r, pipes.err_r, pipes.rep_r):
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ)
-    pidfd = None
     if hasattr(os, "pidfd_open"):
         try:
             pidfd = os.pidfd_open(pid)
             sel.register(pidfd, selectors.EVENT_READ)
+            return pidfd
         except OSError:
-            pidfd = None
+            pass
+    return None
+
+
+def _over_limits(cfg: dict, watch_procs: bool, memory_cap: int) -> tuple[int, bool]:
+    """(the process cap, if the job holds more processes than it; whether its processes together hold more
+    resident memory than `memory_cap`)."""
+    if watch_procs and _count_procs() > cfg["nproc"] + 2:
+        return cfg["nproc"], False
+    if memory_cap:
+        procs = _leftovers(cfg["sweep"])
+        if len(procs) > 1 and _resident_bytes(procs) > memory_cap:
+            return 0, True
+    return 0, False
+
+
+def _supervise(job: dict, cfg: dict, pipes: _JobPipes, pid: int, pidfd: int | None, t0: float) -> dict:
+    """Drain the child's pipes until it exits, runs out of wall-clock time or goes over the process or
+    memory limits; returns how that went (timed_out, exited, procs, memory, and the wait status if known)."""
+    sel = cfg["selector"]
+    timeout = float(job["timeout_s"])
     watch_procs = cfg["sweep"] == "pidns" and cfg.get("nproc")
     # RLIMIT_AS bounds each process; a job that forks gets one limit per process, so its processes' summed
     # resident memory is watched too (no cgroup can be made from inside the sandbox).
     memory_cap = int(job.get("memory_mb") or 0) << 20
     poll = 0.05 if (pidfd is None or watch_procs or memory_cap) else None
-
-    def read(fd: int) -> bool:
-        try:
-            data = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return True
-        except OSError:
-            data = b""
-        if not data:
-            sel.unregister(fd)
-            return False
-        if fd == rep_r:
-            if len(report) < REPORT_CAP:
-                report.extend(data[: REPORT_CAP - len(report)])
-        else:
-            tails[fd].add(data)
-        return True
-
-    timed_out = exited = False
     next_count = t0 + COUNT_EVERY_S
-    too_many = 0
-    over_memory = False
-    status = 0
+    st = {"timed_out": False, "exited": False, "procs": 0, "memory": False, "status": 0}
     while True:
         left = t0 + timeout - time.monotonic()
         if left <= 0:
-            timed_out = True
-            break
+            st["timed_out"] = True
+            return st
         for sk, _ in sel.select(left if poll is None else min(left, poll)):
             if sk.fd == pidfd:
-                exited = True
+                st["exited"] = True
             else:
-                read(sk.fd)
-        if exited:
-            break
+                pipes.read(sel, sk.fd)
+        if st["exited"]:
+            return st
         if pidfd is None:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, st["status"] = os.waitpid(pid, os.WNOHANG)
             if done:
-                exited = True
-                break
+                st["exited"] = True
+                return st
         # At most every COUNT_EVERY_S, not at every wake-up: most jobs end before the first count.
         if (watch_procs or memory_cap) and time.monotonic() >= next_count:
             next_count = time.monotonic() + COUNT_EVERY_S
-            if watch_procs and _count_procs() > cfg["nproc"] + 2:
-                too_many = cfg["nproc"]
-                break
-            if memory_cap:
-                procs = _leftovers(cfg["sweep"])
-                if len(procs) > 1 and _resident_bytes(procs) > memory_cap:
-                    over_memory = True
-                    break
+            st["procs"], st["memory"] = _over_limits(cfg, watch_procs, memory_cap)
+            if st["procs"] or st["memory"]:
+                return st
 
-    if not exited:
+
+def _end_child(pid: int, pidfd: int | None, st: dict) -> tuple[int, object]:
+    """Kill the child's process group unless it exited, and reap it: (wait status, rusage or None)."""
+    if not st["exited"]:
         for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
             try:
                 target()
@@ -1054,53 +1158,58 @@ def _run_job(job: dict, cfg: dict) -> dict:
     try:
         _, status, usage = os.wait4(pid, 0)
     except ChildProcessError:
-        usage = None  # already reaped by os.waitpid above
         if pidfd is not None:
             raise
+        return st["status"], None  # already reaped by os.waitpid in _supervise
+    return status, usage
+
+
+def _death(job: dict, st: dict, status: int, usage) -> dict:
+    """How the child ended, for _verdict (and _death_verdict)."""
+    cpu_used = (usage.ru_utime + usage.ru_stime) if usage else 0.0
+    maxrss_mb = (usage.ru_maxrss / 1024) if usage else 0.0  # KiB on Linux
+    cpu_limit = int(math.ceil(float(job["timeout_s"]))) + 1
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    return {
+        "timed_out": st["timed_out"],
+        "cpu": sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_used >= cpu_limit - 0.05),
+        # A child that dies without a report while its peak RSS is near RLIMIT_AS ran out of memory
+        # (an allocation failure outside Python's MemoryError path, e.g. an abort in C code).
+        "memory": st["memory"] or (bool(job.get("memory_mb")) and maxrss_mb >= 0.9 * int(job["memory_mb"])),
+        "memory_mb": job.get("memory_mb"),
+        "memory_summed": st["memory"],
+        "procs": st["procs"],
+        "how": "the process " + _describe_exit(status),
+    }
+
+
+def _run_job(job: dict, cfg: dict) -> dict:
+    _preload([m for m in PRELOAD_ON_DEMAND if m in job["program"]], cfg["preloaded"])
+    jobdir = _make_jobdir(cfg)
+    if cfg.get("drop_uid") is not None:
+        os.chown(jobdir, cfg["drop_uid"], cfg["drop_uid"])
+    pipes = _JobPipes(int(job.get("max_output_bytes", 65536)))
+    t0 = time.monotonic()
+    pid, key = _fork_child(job, jobdir, cfg, pipes)
+    sel = cfg["selector"]  # one epoll for the worker's life: a job only registers its descriptors
+    pidfd = _watch(sel, pipes, pid)
+    st = _supervise(job, cfg, pipes, pid, pidfd, t0)
+    status, usage = _end_child(pid, pidfd, st)
     duration = time.monotonic() - t0
     _sweep(cfg["sweep"])
-    # Every writer is gone now: drain what is left in the pipes.
-    for fd in list(sel.get_map()):
-        if fd == pidfd:
-            continue
-        for _ in range(10000):
-            try:
-                data = os.read(fd, 1 << 16)
-            except (BlockingIOError, OSError):
-                break
-            if not data:
-                break
-            if fd == rep_r:
-                report.extend(data[: max(0, REPORT_CAP - len(report))])
-            else:
-                tails[fd].add(data)
+    pipes.drain(sel, pidfd)
     for fd in list(sel.get_map()):
         sel.unregister(fd)
-    for fd in (out_r, err_r, rep_r, pidfd):
+    for fd in (pipes.out_r, pipes.err_r, pipes.rep_r, pidfd):
         if fd is not None:
             os.close(fd)
     _clean(jobdir, cfg)
 
-    cpu_used = (usage.ru_utime + usage.ru_stime) if usage else 0.0
-    maxrss_mb = (usage.ru_maxrss / 1024) if usage else 0.0  # KiB on Linux
-    cpu_limit = int(math.ceil(timeout)) + 1
-    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-    death = {
-        "timed_out": timed_out,
-        "cpu": sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_used >= cpu_limit - 0.05),
-        # A child that dies without a report while its peak RSS is near RLIMIT_AS ran out of memory
-        # (an allocation failure outside Python's MemoryError path, e.g. an abort in C code).
-        "memory": over_memory or (bool(job.get("memory_mb")) and maxrss_mb >= 0.9 * int(job["memory_mb"])),
-        "memory_mb": job.get("memory_mb"),
-        "memory_summed": over_memory,
-        "procs": too_many,
-        "how": "the process " + _describe_exit(status),
-    }
-    result = _verdict(job, _parse_report(bytes(report), key, pid), death)
+    result = _verdict(job, _parse_report(bytes(pipes.report), key, pid), _death(job, st, status, usage))
     result.update(
         passed=result["status"] == "passed",
-        stdout=tails[out_r].text(),
-        stderr=tails[err_r].text(),
+        stdout=pipes.tails[pipes.out_r].text(),
+        stderr=pipes.tails[pipes.err_r].text(),
         duration_s=round(duration, 4),
     )
     return result

@@ -36,8 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from letitcode.data.problem import ExecJob, Problem
+from letitcode.data.problem import Problem
+from letitcode.models import cache_dir
 from letitcode.records import write_json
+from letitcode.sandbox import ExecJob, Sandbox
 from letitcode.sandbox.worker import SEED, Malformed, Unencodable, decode_value, encode_value
 
 log = logging.getLogger(__name__)
@@ -214,8 +216,6 @@ def _cache_file(problem: Problem) -> Path:
 
 
 def judge_cache_dir() -> Path:
-    from letitcode.models import cache_dir
-
     return cache_dir() / "judge"
 
 
@@ -283,8 +283,6 @@ def prepare(problems: Sequence[Problem], sandbox: Any = None, *, progress: bool 
             else:
                 to_record.append(p)
     if to_record:
-        from letitcode.sandbox import Sandbox
-
         own = sandbox is None
         sb = Sandbox() if own else sandbox
         try:

@@ -143,12 +143,18 @@ def _method_text(methods: set[str], n_boot: int, alpha: float) -> str:
 
 
 def format_ci(
-    value: float | None, ci: Sequence[float] | None = None, n: int | None = None, *, digits: int = 3
+    value: float | None,
+    ci: Sequence[float] | None = None,
+    n: int | None = None,
+    *,
+    digits: int = 3,
+    signed: bool = False,
 ) -> str:
-    """The one way numbers with intervals are printed: `0.000 [0.000, 0.658] (n=2, small n)`."""
+    """The one way numbers with intervals are printed: `0.000 [0.000, 0.658] (n=2, small n)`; a difference
+    (`signed`) says its direction: `+0.125 [-0.050, 0.300]`."""
     if value is None:
         return "-"
-    text = f"{value:.{digits}f}"
+    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
     if ci is not None and len(ci) == 2 and None not in ci:
         text += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
     if n is not None:

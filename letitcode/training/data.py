@@ -16,12 +16,13 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from letitcode.data.problem import Problem, description_hash, normalize_difficulty, normalize_text, slugify
+from letitcode.data.overlap import Decontaminator
+from letitcode.data.problem import Problem, description_hash, normalize_difficulty, slugify
 from letitcode.errors import DataError, UserError
 from letitcode.extract import extract_code
 
@@ -79,7 +80,6 @@ _LCD_TAIL = re.compile(
     r"\s*Please complete the following python code precisely:\s*```python\n(.*?)```\s*$", re.S
 )
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.S | re.I)
-_PREFIX_WORDS = 32
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -379,58 +379,6 @@ def row_to_sft(
 
 
 # ------------------------------------------------------------------------------------------ decontamination
-
-
-def _prefix_key(text: str, words: int = _PREFIX_WORDS) -> str | None:
-    """The first `words` normalised words of a description, or None for shorter ones."""
-    tokens = normalize_text(text).split()
-    return " ".join(tokens[:words]) if len(tokens) >= words else None
-
-
-def _windows(text: str, words: int = _PREFIX_WORDS) -> Iterable[str]:
-    tokens = normalize_text(text).split()
-    for i in range(len(tokens) - words + 1):
-        yield " ".join(tokens[i : i + words])
-
-
-class Decontaminator:
-    """Finds training rows whose problem appears in an evaluation benchmark.
-
-    Matches by slug, by slugified title, by normalised-description hash, and by the benchmark description's
-    first 32 normalised words appearing anywhere in the row's description. The last one catches the same
-    problem scraped by two sources (one keeps the examples, the other the constraints) and rows that wrap the
-    statement in an instruction ("Please solve the following problem in python: ..."). It errs towards
-    removing: related problems that open with the same 32 words (Course Schedule I/II) count as one.
-    """
-
-    def __init__(self, problems: Iterable[Problem]):
-        self.slugs: set[str] = set()
-        self.titles: set[str] = set()
-        self.hashes: set[str] = set()
-        self.prefixes: set[str] = set()
-        self.n = 0
-        for p in problems:
-            self.n += 1
-            if p.slug:
-                self.slugs.add(slugify(p.slug))
-            if p.title:
-                self.titles.add(slugify(p.title))
-            if p.description:
-                self.hashes.add(description_hash(p.description))
-                if (key := _prefix_key(p.description)) is not None:
-                    self.prefixes.add(key)
-
-    def reason(self, problem: Problem) -> str | None:
-        """Why this problem counts as contaminated ("slug", "title", "description", "description_prefix")."""
-        if problem.slug and slugify(problem.slug) in self.slugs:
-            return "slug"
-        if problem.title and slugify(problem.title) in (self.titles | self.slugs):
-            return "title"
-        if description_hash(problem.description) in self.hashes:
-            return "description"
-        if any(w in self.prefixes for w in _windows(problem.description)):
-            return "description_prefix"
-        return None
 
 
 # ------------------------------------------------------------------------------------------------ split

@@ -11,12 +11,15 @@ import datasets
 import evaluate
 
 # The sandbox ships as local modules (links to letitcode/sandbox/ in the repo, copies in a staged Space),
-# which `evaluate` copies next to this script: the metric loads without `letitcode` installed.
+# which `evaluate` copies next to this script: the metric loads without `letitcode` installed. It copies
+# only the modules this script imports itself, not theirs, so every file of the sandbox is imported here
+# (sandbox.py imports isolation, pool and protocol; the pool runs jobs in worker.py). No comment may follow
+# an import line here: `evaluate` reads "import x  # ..." as a URL to download.
+from .isolation import ISOLATION_LEVELS
 from .job import ExecJob
+from .pool import run_jobs
+from .protocol import STATUSES
 from .sandbox import Sandbox
-
-# imported so that `evaluate` ships worker.py (the sandbox runs jobs in it); no comment may follow an
-# import line here: `evaluate` reads "import x  # ..." as a URL to download
 from .worker import REPORT_CAP
 
 _CITATION = """\

@@ -21,8 +21,8 @@ from typing import Any
 
 from letitcode.data.problem import Problem
 from letitcode.errors import DataError, HubUnavailable, UserError
+from letitcode.hub.spec import DATA_SUFFIXES, looks_like_hub_id, split_revision
 
-DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 HUB_DATA_PATTERNS = [f"*{s}" for s in DATA_SUFFIXES]
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
@@ -46,7 +46,7 @@ class Benchmark:
         name; the file hash in `version` says which copy it was."""
         source, local = self.source, {}
         if not looks_like_hub_id(source) and (os.sep in source or Path(source).expanduser().exists()):
-            from letitcode.data.benchmarks import HUB_DEFAULTS
+            from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 
             name = Path(source.rstrip("/")).name
             source = HUB_DEFAULTS.get(self.name, name)
@@ -78,27 +78,6 @@ class Located:
 
 def has_data_suffix(path: str | Path) -> bool:
     return str(path).lower().endswith(DATA_SUFFIXES)
-
-
-def split_revision(spec: str, revision: str | None) -> tuple[str, str | None]:
-    """`org/name@rev` -> (org/name, rev). An explicit `revision` argument must agree with the `@rev`."""
-    repo, _, at_rev = spec.partition("@")
-    if at_rev and revision and at_rev != revision:
-        raise UserError(
-            f"dataset {spec!r} names revision {at_rev!r} but revision={revision!r} was also given"
-        )
-    return repo, (at_rev or revision or None)
-
-
-def looks_like_hub_id(spec: str) -> bool:
-    repo = spec.partition("@")[0]
-    parts = repo.split("/")
-    return (
-        len(parts) == 2
-        and all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p) for p in parts)
-        and not has_data_suffix(repo)
-        and not spec.startswith((".", "/", "~"))
-    )
 
 
 def file_version(paths: Iterable[Path]) -> str:

@@ -12,7 +12,6 @@ import ast
 from importlib import metadata
 from typing import Any
 
-from letitcode.data.benchmarks import HUB_DEFAULTS
 from letitcode.data.benchmarks._io import (
     Benchmark,
     Rows,
@@ -22,6 +21,7 @@ from letitcode.data.benchmarks._io import (
     pick_files,
     read_rows,
 )
+from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 from letitcode.data.problem import Problem, slugify
 from letitcode.errors import UserError
 

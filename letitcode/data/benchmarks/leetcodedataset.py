@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from letitcode.data.benchmarks import HUB_DEFAULTS
 from letitcode.data.benchmarks._io import (
     Benchmark,
     Rows,
@@ -27,6 +26,7 @@ from letitcode.data.benchmarks._io import (
     pick_files,
     read_rows,
 )
+from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 from letitcode.data.problem import Problem, normalize_difficulty
 from letitcode.errors import DataError
 

@@ -18,7 +18,6 @@ import builtins
 from pathlib import Path
 from typing import Any
 
-from letitcode.data.benchmarks import HUB_DEFAULTS
 from letitcode.data.benchmarks._io import (
     Benchmark,
     Rows,
@@ -28,6 +27,7 @@ from letitcode.data.benchmarks._io import (
     locate,
     read_rows,
 )
+from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 from letitcode.data.problem import Problem, slugify
 from letitcode.errors import DataError, UserError
 

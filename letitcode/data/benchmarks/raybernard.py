@@ -12,8 +12,8 @@ import ast
 import re
 from typing import Any
 
-from letitcode.data.benchmarks import HUB_DEFAULTS
 from letitcode.data.benchmarks._io import Benchmark, Rows, file_version, locate, pick_files, read_rows
+from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 from letitcode.data.problem import Problem, normalize_difficulty, slugify
 from letitcode.errors import UserError
 

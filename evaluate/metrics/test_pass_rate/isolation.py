@@ -1,0 +1,1 @@
+../../../letitcode/sandbox/isolation.py
