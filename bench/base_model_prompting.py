@@ -25,16 +25,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from letitcode import prompts  # noqa: E402
-from letitcode.pipeline import EvalConfig, run_eval  # noqa: E402
+from letitcode.config import EvalConfig  # noqa: E402
+from letitcode.pipeline import run_eval  # noqa: E402
+from letitcode.prompts import templates  # noqa: E402
 
 NO_STARTER = "zero_shot_no_starter"
 
 
 def register_no_starter() -> str:
     """The zero-shot template without starter code in completion prompts (its own name and hash)."""
-    if NO_STARTER not in prompts.TEMPLATES:
-        prompts.register(dataclasses.replace(prompts.ZERO_SHOT, name=NO_STARTER, completion_starter=False))
+    if NO_STARTER not in templates.TEMPLATES:
+        templates.register(
+            dataclasses.replace(templates.ZERO_SHOT, name=NO_STARTER, completion_starter=False)
+        )
     return NO_STARTER
 
 

@@ -43,7 +43,7 @@ def workload(n: int) -> list[Any]:
 
 def measure(backend: Any, requests: list[Any], params: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
-    gens = dict(backend.generate(requests, params, progress=False))
+    gens = dict(backend.generate(requests, params))
     wall = time.perf_counter() - t0
     useful = sum(g.n_tokens for g in gens.values())
     return {

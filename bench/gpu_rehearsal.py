@@ -151,8 +151,9 @@ def _prompts(seed: str, n: int) -> list[Any]:
     """`n` zero-shot prompts of embedded LeetCode problems in the seed model's own prompt style (the seed
     table: completion for gemma-7b, chat for the instruct models)."""
     from letitcode import prompts
+    from letitcode.config import EvalConfig
     from letitcode.data.benchmarks import load_benchmark
-    from letitcode.pipeline import EvalConfig, select_problems
+    from letitcode.pipeline import select_problems
 
     problems = select_problems(load_benchmark("leetcode").problems, EvalConfig(limit=max(n, 3)))[:n]
     style = prompts.seed_style(seed_models.SEED_MODELS[seed]["hub_id"])
@@ -180,15 +181,11 @@ def bench_generation(seed: str, model: Any, tokenizer: Any, plan: Plan) -> list[
                 backend = LocalBackend(resolved, batch_size=batch, loaded=(model, tokenizer), mode=mode)
                 row["device"] = backend.device
                 # one short warm-up (kernels, allocator, CUDA graphs) that is not timed
-                list(
-                    backend.generate(
-                        reqs[:1], DecodingParams(max_new_tokens=2, temperature=0.0), progress=False
-                    )
-                )
+                list(backend.generate(reqs[:1], DecodingParams(max_new_tokens=2, temperature=0.0)))
                 _reset_peak(plan.device)
                 _sync(plan.device)
                 t0 = time.perf_counter()
-                gens = [g for _, g in backend.generate(reqs, params, progress=False)]
+                gens = [g for _, g in backend.generate(reqs, params)]
                 _sync(plan.device)
                 wall = time.perf_counter() - t0
                 tokens = sum(g.n_tokens for g in gens)

@@ -90,6 +90,8 @@ def make_parser(
     if description:
         kwargs["formatter_class"] = _HelpFormatter
     parser = TrlParser(dataclass_types, **kwargs)
+    for dtype in dataclass_types:
+        group_options(parser, getattr(dtype, "ARGUMENT_GROUPS", {}))
 
     def error(message: str) -> None:  # argparse prints the whole usage block; one line is enough
         raise UserError(f"{message}; see --help")
@@ -103,6 +105,16 @@ def make_parser(
         help="a YAML file of option: value defaults; the command line overrides them",
     )
     return parser
+
+
+def group_options(parser: argparse.ArgumentParser, groups: dict[str, Sequence[str]]) -> None:
+    """Show a dataclass's options under titled --help sections (its `ARGUMENT_GROUPS`: title -> field names).
+    Only the help changes: argparse parses every option through the parser itself, whatever its group."""
+    for title, names in groups.items():
+        group = parser.add_argument_group(title)
+        for action in [a for a in parser._optionals._group_actions if a.dest in names]:
+            parser._optionals._group_actions.remove(action)
+            group._group_actions.append(action)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

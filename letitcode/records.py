@@ -18,27 +18,80 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from letitcode.errors import UserError
 
-# The per-sample record (samples.jsonl). Contract fields first; metrics add more keys.
-RECORD_FIELDS = (
-    "task_id",
-    "sample_index",
-    "completion",  # the model's raw text, or the input completion verbatim (score.py)
-    "code",  # the program body that was executed (without the problem's preamble)
-    "passed",
-    "status",  # passed|wrong_answer|runtime_error|syntax_error|timeout|memory_limit|killed|no_code
-    "error",
-    "exception_type",
-    "tests_passed",
-    "tests_total",
-    "first_failure",
-    "difficulty",
-    "extraction",
-    "duration_s",
-)
+
+class RecordIdentity(TypedDict):
+    """What a record holds from the start (pipeline._record_base): which sample of which problem."""
+
+    task_id: str
+    sample_index: int
+    completion: str  # the model's raw text, or the input completion verbatim (score.py)
+    difficulty: str | None
+
+
+class Verdict(TypedDict, total=False):
+    """What execution adds (pipeline.execute): the sandbox's verdict, or `no_code` where none was found."""
+
+    code: str | None  # the program body that was executed (without the problem's preamble)
+    passed: bool
+    status: str  # passed|wrong_answer|runtime_error|syntax_error|timeout|memory_limit|killed|no_code
+    error: str | None
+    exception_type: str | None
+    tests_passed: int
+    tests_total: int
+    first_failure: Any
+    duration_s: float
+    judge: str | None  # who decided: the trusted judge by replay, or the legacy in-sample harness
+
+
+class SampleRecord(RecordIdentity, Verdict, total=False):
+    """One line of samples.jsonl. The contract (`RECORD_FIELDS`) is the identity, the extraction and the
+    verdict; generation adds the prompt and timing, and scoring adds per-sample metrics."""
+
+    extraction: str  # how the code was found: fenced, completion, verbatim, ... (+truncated, +fitted)
+    # generation (evaluate/run.py, icl/run.py)
+    latency_s: float
+    n_tokens: int
+    finish_reason: str
+    prompt: Any  # the prompt as sent: text, or chat messages
+    n_prompt_tokens: int | None
+    prompt_bos: bool | None
+    # per-sample metrics (pipeline.outputs): these, and scoring.refmetrics.SAMPLE_KEYS and
+    # scoring.quality.QUALITY_KEYS (None where not computed)
+    test_pass_rate: float | None
+    error_category: str | None
+
+
+VERDICT_FIELDS = tuple(Verdict.__annotations__)
+# The per-sample record's contract fields (evaluate/score.py's and run.py's samples.jsonl).
+RECORD_FIELDS = (*RecordIdentity.__annotations__, "extraction", *VERDICT_FIELDS)
+
+
+class Manifest(TypedDict, total=False):
+    """manifest.json: how a run was made. `kind` is eval (run_eval) or score (score_samples)."""
+
+    kind: str
+    approach: str | None
+    model: dict[str, Any] | None
+    backend: dict[str, Any]
+    benchmark: dict[str, Any]
+    samples: dict[str, Any]  # score: the input file's name, hash and size
+    task_ids_sha256: str
+    limit: int | None
+    options: dict[str, Any]  # config.run_options
+    prompt: dict[str, Any]
+    decoding: dict[str, Any]
+    seed: int
+    isolation: str
+    generation: dict[str, Any]
+    device: dict[str, Any]
+    libraries: dict[str, str | None]
+    command: str
+    created: str
+    metrics: str  # all | execution
 
 
 _ABS_PATH = re.compile(r"(?<![\w:/.-])(?:~|/)[^\s'\",;]*")

@@ -140,9 +140,9 @@ def write_finished_run(
     benchmark: str = "leetcodedataset",
 ) -> dict:
     """Write a finished run (samples.jsonl, results.json, manifest.json, dataset/) from crafted records,
-    through the pipeline's own `_write_outputs` (no model, no sandbox)."""
+    through the pipeline's own `write_outputs` (no model, no sandbox)."""
     from letitcode.data.problem import Problem
-    from letitcode.pipeline import _write_outputs
+    from letitcode.pipeline.outputs import write_outputs
 
     passed = passed if passed is not None else [True, False, True, False, False, True]
     problems, records = {}, []
@@ -214,7 +214,7 @@ def write_finished_run(
         "created": "2025-01-01T00:00:00Z",
     }
     out.mkdir(parents=True, exist_ok=True)
-    return _write_outputs(out, records, manifest, problems)
+    return write_outputs(out, records, manifest, problems)
 
 
 @pytest.fixture(scope="session")

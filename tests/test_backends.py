@@ -164,7 +164,7 @@ def test_retries_on_429_and_5xx_then_succeeds(kind):
     with Scripted(statuses=[429, 503, 500]) as srv:
         b = make_backend(kind, "auto", endpoint=srv.url, concurrency=1, timeout_s=10)
         b.backoff_s = 0.01
-        out = dict(b.generate(_requests(1), DecodingParams(max_new_tokens=8), progress=False))
+        out = dict(b.generate(_requests(1), DecodingParams(max_new_tokens=8)))
     assert out[0].text == "echo: q0" and out[0].n_tokens == 5
     assert out[0].extra["attempts"] == 4 and srv.posts == 4
     assert b.describe()["model"] == "m" and b.cache_key.startswith("endpoint-")
@@ -175,7 +175,7 @@ def test_gives_up_after_max_retries_naming_the_url():
         b = make_backend("openai", "auto", endpoint=srv.url, concurrency=1, timeout_s=10)
         b.backoff_s, b.max_retries = 0.01, 2
         with pytest.raises(UserError, match="kept failing after 3 attempts") as err:
-            list(b.generate(_requests(1), DecodingParams(), progress=False))
+            list(b.generate(_requests(1), DecodingParams()))
     assert srv.url in str(err.value) and srv.posts == 3
 
 
@@ -184,7 +184,7 @@ def test_other_4xx_is_not_retried(kind):
     with Scripted(statuses=[400]) as srv:
         b = make_backend(kind, "auto", endpoint=srv.url, concurrency=1, timeout_s=10)
         with pytest.raises(UserError, match="HTTP 400"):
-            list(b.generate(_requests(1), DecodingParams(), progress=False))
+            list(b.generate(_requests(1), DecodingParams()))
     assert srv.posts == 1
 
 
@@ -194,7 +194,7 @@ def test_request_timeout_is_respected():
         b.backoff_s, b.max_retries = 0.01, 1
         t0 = time.monotonic()
         with pytest.raises(UserError, match=srv.url.split("//")[1]):
-            list(b.generate(_requests(1), DecodingParams(), progress=False))
+            list(b.generate(_requests(1), DecodingParams()))
         assert time.monotonic() - t0 < 2.5  # two attempts of 0.5 s each, not the server's 3 s
 
 
@@ -203,7 +203,7 @@ def test_several_requests_in_flight_and_every_answer_once(kind):
     with Scripted(delay_s=0.3) as srv:
         b = make_backend(kind, "auto", endpoint=srv.url, concurrency=4, timeout_s=10)
         t0 = time.monotonic()
-        out = list(b.generate(_requests(8), DecodingParams(), progress=False))
+        out = list(b.generate(_requests(8), DecodingParams()))
         wall = time.monotonic() - t0
     assert sorted(i for i, _ in out) == list(range(8))
     assert all(g.text == f"echo: q{i}" for i, g in out)
@@ -229,18 +229,14 @@ def test_gemma_endpoint_gets_the_system_turn_folded_and_reports_prompt_tokens(ki
     system_then_user = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "q"}]
     with Scripted(model="google/gemma-7b-it") as srv:
         b = make_backend(kind, "google/gemma-7b-it", endpoint=srv.url, concurrency=1)
-        ((_, gen),) = list(
-            b.generate([GenRequest(system_then_user, "k")], DecodingParams(max_new_tokens=4), progress=False)
-        )
+        ((_, gen),) = list(b.generate([GenRequest(system_then_user, "k")], DecodingParams(max_new_tokens=4)))
         sent = srv.bodies[0]["messages"]
         assert [m["role"] for m in sent] == ["user"] and sent[0]["content"] == "Be terse.\n\nq"
         assert gen.extra["prompt_tokens"] == 3
         assert b.prompt_info(system_then_user)["prompt"] == prompts.fold_system(system_then_user)
     with Scripted(model="meta-llama/Llama-3.1-8B-Instruct") as srv:
         b = make_backend(kind, "meta-llama/Llama-3.1-8B-Instruct", endpoint=srv.url, concurrency=1)
-        list(
-            b.generate([GenRequest(system_then_user, "k")], DecodingParams(max_new_tokens=4), progress=False)
-        )
+        list(b.generate([GenRequest(system_then_user, "k")], DecodingParams(max_new_tokens=4)))
         assert [m["role"] for m in srv.bodies[0]["messages"]] == ["system", "user"]
 
 
@@ -250,8 +246,8 @@ def test_tgi_native_generate_route_for_completion_prompts():
     with Scripted(model="bigcode/tiny", tgi=True) as srv:
         b = make_backend("tgi", "auto", endpoint=srv.url + "/v1", concurrency=2, timeout_s=10)
         reqs = [GenRequest("def f():\n", "k0"), GenRequest("def g():\n", "k1")]
-        out = dict(b.generate(reqs, DecodingParams(max_new_tokens=7, stop=("\ndef",)), progress=False))
-        chat = dict(b.generate(_requests(1), DecodingParams(max_new_tokens=8), progress=False))
+        out = dict(b.generate(reqs, DecodingParams(max_new_tokens=7, stop=("\ndef",))))
+        chat = dict(b.generate(_requests(1), DecodingParams(max_new_tokens=8)))
     assert [(g.text, g.n_tokens, g.finish_reason) for _, g in sorted(out.items())] == [
         (" return 1", 7, "length")
     ] * 2
@@ -270,9 +266,7 @@ def test_tgi_completion_prompt_on_a_server_without_the_native_route_says_what_to
     with Scripted(model="m") as srv:  # an OpenAI-compatible server only (vLLM, transformers serve)
         b = make_backend("tgi", "m", endpoint=srv.url, concurrency=1, timeout_s=10)
         with pytest.raises(UserError, match="no TGI generate route") as err:
-            list(
-                b.generate([GenRequest("def f():\n", "k")], DecodingParams(max_new_tokens=4), progress=False)
-            )
+            list(b.generate([GenRequest("def f():\n", "k")], DecodingParams(max_new_tokens=4)))
     assert srv.url in str(err.value) and "--backend openai" in str(err.value)
 
 
@@ -376,9 +370,9 @@ def test_local_continuous_batching_matches_static_and_counts_useful_tokens():
     questions = ["Say hi.", "Count to three.", "What is 2+2?", "Write a haiku about the sea."]
     reqs = [GenRequest([{"role": "user", "content": q}], f"k{i}") for i, q in enumerate(questions)]
     params = DecodingParams(max_new_tokens=16)
-    cont = dict(b.generate(reqs, params, progress=False))
+    cont = dict(b.generate(reqs, params))
     b.mode = "static"
-    stat = dict(b.generate(reqs, params, progress=False))
+    stat = dict(b.generate(reqs, params))
     assert sorted(cont) == [0, 1, 2, 3]
     for i in range(4):
         assert cont[i].text == stat[i].text  # greedy: the same answers as padded static batches
@@ -387,9 +381,9 @@ def test_local_continuous_batching_matches_static_and_counts_useful_tokens():
     assert any(g.finish_reason == "stop" for g in cont.values())  # some end at EOS, which is not counted
     # Stop strings end a sequence early.
     b.mode = "continuous"
-    stopped = dict(b.generate(reqs[1:2], DecodingParams(max_new_tokens=40, stop=(" ",)), progress=False))
+    stopped = dict(b.generate(reqs[1:2], DecodingParams(max_new_tokens=40, stop=(" ",))))
     assert stopped[0].n_tokens < 40 and stopped[0].finish_reason == "stop"
     # transformers' paged manager answers every request too.
     b.mode = "paged"
-    paged = dict(b.generate(reqs[:2], DecodingParams(max_new_tokens=8), progress=False))
+    paged = dict(b.generate(reqs[:2], DecodingParams(max_new_tokens=8)))
     assert sorted(paged) == [0, 1] and all(0 < g.n_tokens <= 8 for g in paged.values())

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from letitcode import models, prompts
-from letitcode.backends.base import DecodingParams, GenRequest
+from letitcode.backends.base import Backend, DecodingParams, GenRequest
+from letitcode.config import EvalConfig
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
-from letitcode.pipeline import EvalConfig, check_context, resolve_style, run_eval
+from letitcode.pipeline import check_context, resolve_style, run_eval
+from letitcode.prompts import templates
 
 REPO = Path(__file__).resolve().parents[1]
 LLAMA3_TOKENIZER = REPO / ".venv" / "tokenizers" / "node_modules" / "@lenml" / "tokenizer-llama3_1" / "models"
@@ -202,7 +204,7 @@ def test_local_backend_generates_from_bos_once(request, gemma_tok, arch):
 
     b.model.forward = spy
     reqs = [GenRequest(_completion_prompt(), "k0"), GenRequest('def add(a, b):\n    """Add."""', "k1")]
-    out = dict(b.generate(reqs, DecodingParams(max_new_tokens=3), progress=False))
+    out = dict(b.generate(reqs, DecodingParams(max_new_tokens=3)))
     assert sorted(out) == [0, 1] and len(seen) == 2
     for ids in seen:
         assert ids[0] == bos and ids[1] != bos
@@ -244,7 +246,7 @@ def test_gemma_template_rejecting_a_system_turn_gets_it_folded(gemma_tok, monkey
     assert not prompts.supports_system_turn(tok)
     text = prompts.prompt_text(tok, messages)
     assert text.count("<start_of_turn>user") == 1
-    assert prompts.SYSTEM in text and text.index(prompts.SYSTEM) < text.index(LEET.description)
+    assert templates.SYSTEM in text and text.index(templates.SYSTEM) < text.index(LEET.description)
     ids = prompts.encode_prompt(tok, messages)
     assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
     # training folds the same way (sft/train.py maps fit_example over the data before TRL tokenizes it)
@@ -272,10 +274,10 @@ def test_endpoint_folds_the_system_turn_for_gemma_by_name():
     msgs = prompts.render(LEET, "zero_shot", "chat").prompt
     b.model_name = "google/gemma-7b-it"
     assert [m["role"] for m in b.fit(msgs)] == ["user"]
-    assert b.prompt_info(msgs)["prompt"][0]["content"].startswith(prompts.SYSTEM)
+    assert b.prompt_info(msgs)["prompt"][0]["content"].startswith(templates.SYSTEM)
     b.model_name = "meta-llama/Llama-3.1-8B-Instruct"
     assert b.fit(msgs) == msgs
-    assert not hasattr(EndpointBackend, "has_chat_template")  # endpoints no longer claim a chat template
+    assert EndpointBackend.has_chat_template is None  # endpoints never claim a chat template: unknown
 
 
 # ---------------------------------------------------------------------------------------------- style
@@ -318,8 +320,20 @@ def test_style_resolution_order(tmp_path):
         prompts.resolve_style("base", model="x")
 
 
+class _Fake(Backend):
+    """A backend that is never asked to generate: only its declared defaults are read."""
+
+    cache_key = "fake"
+
+    def describe(self):
+        return {"backend": self.name}
+
+    def generate(self, requests, params):
+        raise AssertionError("not called")
+
+
 def test_pipeline_style_for_endpoints_is_never_sniffed():
-    class Endpoint:  # what the pipeline sees of an endpoint backend: a served name, no tokenizer
+    class Endpoint(_Fake):  # what the pipeline sees of an endpoint backend: a served name, no tokenizer
         model_name = "google/gemma-7b"
 
     assert resolve_style(EvalConfig(model="auto"), Endpoint()).style == "completion"  # gemma behind TGI/vLLM
@@ -332,7 +346,7 @@ def test_pipeline_style_for_endpoints_is_never_sniffed():
 # ---------------------------------------------------------------------------------------------- context
 
 
-class _Window:
+class _Window(_Fake):
     def __init__(self, window):
         self.window = window
 
@@ -356,7 +370,7 @@ def test_context_check_is_a_one_line_error_or_a_skip():
         {"task_id": "long", "n_prompt_tokens": 3900}
     ]
     # an endpoint (no window, no count) is left to the server's own check
-    assert check_context([long], {"long": {"n_prompt_tokens": None}}, object(), cfg)[0] == [long]
+    assert check_context([long], {"long": {"n_prompt_tokens": None}}, _Fake(), cfg)[0] == [long]
 
 
 def test_run_eval_checks_the_context_before_generating_and_records_the_prompt(gemma_tok, tmp_path):

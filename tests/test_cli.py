@@ -63,7 +63,7 @@ def test_bad_yaml_and_bad_values_are_one_line(tmp_path: Path) -> None:
 
 def test_config_sets_defaults_that_the_command_line_overrides(tmp_path: Path) -> None:
     from letitcode.cli import parse_config
-    from letitcode.pipeline import EvalConfig
+    from letitcode.config import EvalConfig
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("limit: 7\nseed: 3\nenv: {LETITCODE_TEST_VAR: 'yes'}\n")
@@ -75,3 +75,25 @@ def test_config_sets_defaults_that_the_command_line_overrides(tmp_path: Path) ->
 def test_help_lists_config() -> None:
     proc = _run("evaluate/run.py", "--help")
     assert proc.returncode == 0 and "--config FILE" in proc.stdout
+
+
+def test_every_option_has_help_and_one_help_section() -> None:
+    import dataclasses
+
+    from letitcode.config import EvalConfig, ScoreConfig
+
+    for cls in (EvalConfig, ScoreConfig):
+        names = [f.name for f in dataclasses.fields(cls)]
+        assert all(f.metadata.get("help") for f in dataclasses.fields(cls)), cls
+        grouped = [n for group in cls.ARGUMENT_GROUPS.values() for n in group]
+        assert sorted(grouped) == sorted(names), cls  # each field in exactly one section
+
+
+def test_help_shows_the_option_sections() -> None:
+    from letitcode.cli import make_parser
+    from letitcode.config import EvalConfig
+
+    text = make_parser((EvalConfig,)).format_help()
+    for title in EvalConfig.ARGUMENT_GROUPS:
+        assert f"\n{title}:\n" in text
+    assert text.index("\nsandbox:\n") < text.index("\n  --memory_mb") < text.index("\noutput:\n")

@@ -43,7 +43,7 @@ def fake_cuda(monkeypatch):
 
 
 def test_device_auto_is_cuda_when_available_and_cpu_otherwise(monkeypatch, fake_cuda):
-    from letitcode.pipeline import EvalConfig
+    from letitcode.config import EvalConfig
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert devices.resolve_device("auto") == "cpu"
@@ -251,7 +251,7 @@ def test_cuda_model_takes_the_paged_path_with_a_gpu_sized_kv_cache(monkeypatch, 
 
     monkeypatch.setattr(model, "init_continuous_batching", init_cb)
     with pytest.raises(Stop):
-        list(b.generate([GenRequest("def f():\n", "k0")], DecodingParams(max_new_tokens=100), progress=False))
+        list(b.generate([GenRequest("def f():\n", "k0")], DecodingParams(max_new_tokens=100)))
     cb = captured["cb"]
     per_token = devices.kv_bytes_per_token(model.config, model.dtype)  # 2 * 2 * 2 * 16 * 4 = 512 bytes
     budget = int(2**30 * 0.8) // per_token
@@ -284,8 +284,9 @@ def test_cpu_keeps_batch_size_and_the_cpu_step_cap(tiny_model):
 
 def test_run_eval_with_device_cuda_and_no_gpu_fails_before_loading(monkeypatch, tmp_path):
     from letitcode import models
+    from letitcode.config import EvalConfig
     from letitcode.data import benchmarks as sources
-    from letitcode.pipeline import EvalConfig, run_eval
+    from letitcode.pipeline import run_eval
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
@@ -326,7 +327,8 @@ def test_evaluate_cli_device_cuda_without_gpu_is_one_line_exit_2(tmp_path):
 
 @pytest.mark.slow
 def test_run_eval_records_device_dtype_attn_and_gpu_peak_in_manifest(tiny_model, tmp_path):
-    from letitcode.pipeline import EvalConfig, run_eval
+    from letitcode.config import EvalConfig
+    from letitcode.pipeline import run_eval
 
     run_eval(
         EvalConfig(
@@ -537,7 +539,8 @@ def test_eval_after_evaluates_on_the_gpu_and_a_qlora_adapter_on_its_4bit_base(
 
 def test_run_eval_gives_the_local_backend_its_device_attn_and_quantization(monkeypatch, fake_cuda, tmp_path):
     import letitcode.backends as backends
-    from letitcode.pipeline import EvalConfig, run_eval
+    from letitcode.config import EvalConfig
+    from letitcode.pipeline import run_eval
 
     fake_cuda()
     seen = {}
@@ -647,5 +650,5 @@ def test_quantization_4bit_really_loads_the_qlora_base_in_4bit_on_the_cpu(qlora_
     assert b.describe()["quantization"] == "4bit-nf4"
     bnb = [m for m in b.model.modules() if type(m).__module__.startswith("bitsandbytes")]
     assert len(bnb) == 14 and all(type(m).__name__ == "Linear4bit" for m in bnb)  # 7 linears x 2 layers
-    out = dict(b.generate([GenRequest("def f():", "k1")], DecodingParams(max_new_tokens=3), progress=False))
+    out = dict(b.generate([GenRequest("def f():", "k1")], DecodingParams(max_new_tokens=3)))
     assert out[0].n_tokens >= 0 and b.cache_key != b.resolved.cache_key

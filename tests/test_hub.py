@@ -264,7 +264,7 @@ def test_push_results_to_a_new_repo(tmp_path, recorder, make_run):
 
 def test_publish_run_does_both_and_flags_parse(tmp_path, recorder, make_run):
     from letitcode.cli import parse_config
-    from letitcode.pipeline import EvalConfig
+    from letitcode.config import EvalConfig
 
     cfg, push = parse_config(
         (EvalConfig, hub.PushArguments),

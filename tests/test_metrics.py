@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 from letitcode.data.problem import Problem
-from letitcode.pipeline import _finalize
+from letitcode.pipeline.outputs import finalize
 from letitcode.scoring import quality, refmetrics
 from letitcode.scoring.passk import pass_at_k
 from letitcode.scoring.summary import summarize
@@ -184,7 +184,7 @@ def test_finalize_fills_per_sample_fields():
             "tests_total": 0,
         },
     ]
-    _finalize(records, {"a": with_ref, "b": no_ref})
+    finalize(records, {"a": with_ref, "b": no_ref})
     a, b, none, idx = records
     assert a["bleu"] == 100.0 and a["codebleu"] == pytest.approx(1.0)
     assert b["bleu"] is None and b["codebleu"] is None and b["codebleu_syntax"] is None  # absent, never 0

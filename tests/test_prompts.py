@@ -10,6 +10,7 @@ from letitcode import prompts
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
 from letitcode.extract import COMPLETION_STOPS, extract_code
+from letitcode.prompts import templates
 
 STRATEGIES = ("zero_shot", "few_shot", "cot", "cot_few_shot", "rag")
 
@@ -100,7 +101,7 @@ def test_completion_rendering_leetcode_style_ends_with_the_starter_code(strategy
 def test_completion_rendering_without_starter_code_opens_an_empty_block(strategy):
     bare = dataclasses.replace(LEET, starter_code="")
     r = prompts.render(bare, strategy, "completion", _needs(strategy))
-    assert r.code_prefix == "" and r.stops == prompts.BLOCK_STOPS
+    assert r.code_prefix == "" and r.stops == templates.BLOCK_STOPS
     body = r.prompt.rsplit("```python\n", 1)[1]
     assert "```" not in body
     assert body.startswith("# Let's think step by step") if strategy.startswith("cot") else body == ""
@@ -145,8 +146,8 @@ def test_entry_point_names_are_in_completion_prompts_of_real_benchmarks(shared_d
         r = prompts.render(problem, "zero_shot", "completion")
         assert f"def {problem.function_name}(" in r.code_prefix  # inside the open block, where it continues
     # the ablation template (bench/base_model_prompting.py) really drops the signature
-    ablated = prompts.Template(**{**dataclasses.asdict(prompts.ZERO_SHOT), "completion_starter": False})
-    assert ablated.hash != prompts.ZERO_SHOT.hash
+    ablated = templates.Template(**{**dataclasses.asdict(templates.ZERO_SHOT), "completion_starter": False})
+    assert ablated.hash != templates.ZERO_SHOT.hash
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -195,7 +196,7 @@ def test_every_strategy_has_its_own_hash_and_the_right_exemplar_needs():
 def test_rendered_prompt_changes_with_template_text(monkeypatch):
     before = prompts.render(LEET, "cot", "chat")
     monkeypatch.setitem(
-        prompts.TEMPLATES, "cot", dataclasses.replace(prompts.COT, user=prompts.COT.user + " Be brief.")
+        templates.TEMPLATES, "cot", dataclasses.replace(templates.COT, user=templates.COT.user + " Be brief.")
     )
     after = prompts.render(LEET, "cot", "chat")
     assert after.template_hash != before.template_hash

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from letitcode.backends.base import Generation
-from letitcode.pipeline import EvalConfig, run_eval
+from letitcode.backends.base import Backend, Generation
+from letitcode.config import EvalConfig
+from letitcode.pipeline import run_eval
 
 LCD = (
     Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ class SimulatedCrash(RuntimeError):
     pass
 
 
-class CountingBackend:
+class CountingBackend(Backend):
     """Answers with the reference solution for every other problem and a wrong one otherwise; counts
     each generated answer; with `crash_after`, raises after that many answers (a killed run)."""
 
@@ -46,7 +47,7 @@ class CountingBackend:
                 return f"Here is my solution:\n```python\n{body}```\n"
         raise AssertionError("prompt for an unknown problem")
 
-    def generate(self, requests, params, *, progress=True):
+    def generate(self, requests, params):
         for i, req in enumerate(requests):
             if self.crash_after is not None and self.generated >= self.crash_after:
                 raise SimulatedCrash(f"killed after {self.generated} answers")

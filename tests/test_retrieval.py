@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from letitcode import retrieval
+from letitcode.config import EvalConfig
 from letitcode.data.benchmarks._io import Benchmark
 from letitcode.data.problem import Problem
 from letitcode.errors import HubUnavailable, UserError
-from letitcode.pipeline import EvalConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LCD_TRAIN = SHARED / "leetcodedataset" / "LeetCodeDataset-v0.2.0-train.jsonl.gz"

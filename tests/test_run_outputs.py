@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from letitcode import pipeline
-from letitcode.backends.base import Generation
+from letitcode.backends.base import Backend, Generation
+from letitcode.config import EvalConfig
 from letitcode.errors import UserError
-from letitcode.pipeline import EvalConfig, run_eval
+from letitcode.pipeline import outputs, run_eval
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class WrongAnswers:
+class WrongAnswers(Backend):
     """Answers every prompt with the same wrong program."""
 
     name = "wrong-answers"
@@ -33,7 +33,7 @@ class WrongAnswers:
     def describe(self):
         return {"backend": self.name}
 
-    def generate(self, requests, params, *, progress=True):
+    def generate(self, requests, params):
         if self.fail:
             raise RuntimeError("the server went away")
         for i, _ in enumerate(requests):
@@ -120,7 +120,7 @@ def test_a_failure_while_scoring_keeps_the_previous_outputs(finished_run: Path, 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full while writing the Parquet files")
 
-    monkeypatch.setattr(pipeline, "_finalize", broken)
+    monkeypatch.setattr(outputs, "finalize", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         run_eval(_cfg(finished_run), backend=WrongAnswers())
     assert _snapshot(finished_run) == before
@@ -164,3 +164,11 @@ def test_generation_progress_moves_per_finished_generation_with_tokens_per_secon
     assert "generating (wrong-answers)" in err and "2/2" in err and "tok/s" in err
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["generation"]["tokens_per_s"] > 0
+
+
+def test_every_record_holds_the_contract_fields(finished_run: Path) -> None:
+    from letitcode.records import RECORD_FIELDS, SampleRecord
+
+    rows = [json.loads(line) for line in (finished_run / "samples.jsonl").read_text().splitlines()]
+    assert rows and all(set(RECORD_FIELDS) <= set(r) for r in rows)
+    assert set(RECORD_FIELDS) <= set(SampleRecord.__annotations__)

@@ -140,7 +140,8 @@ def test_server_that_never_becomes_ready_is_stopped_and_one_line(tmp_path):
 
 
 def test_serve_through_run_eval_fails_clearly_for_a_never_ready_command(tmp_path, embedded_path):
-    from letitcode.pipeline import EvalConfig, run_eval
+    from letitcode.config import EvalConfig
+    from letitcode.pipeline import run_eval
 
     cfg = EvalConfig(
         model=str(embedded_path),

@@ -1,8 +1,8 @@
 """Generation backends: `local` (transformers), and endpoint backends added by `make_backend`."""
 
-from letitcode.backends.base import Backend, DecodingParams, Generation, GenRequest, Prompt, prompt_hash
+from letitcode.backends.base import Backend, DecodingParams, Generation, GenRequest
 
-__all__ = ["Backend", "DecodingParams", "GenRequest", "Generation", "Prompt", "prompt_hash", "make_backend"]
+__all__ = ["Backend", "DecodingParams", "GenRequest", "Generation", "make_backend"]
 
 
 def make_backend(kind: str, model: str, **kwargs) -> Backend:

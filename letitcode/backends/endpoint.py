@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from letitcode.backends.base import DecodingParams, Generation, GenRequest, Prompt
+from letitcode.backends.base import Backend, DecodingParams, Generation, GenRequest
 from letitcode.errors import UserError
+from letitcode.prompts import Prompt, fold_system, rejects_system_turn
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # Model specs that mean "whatever the endpoint serves" rather than a name to send.
@@ -83,7 +84,7 @@ def is_embedded_name(name: str, which: str = "embedded") -> bool:
     return name == hub_id or Path(name.rstrip("/")).name.startswith(EMBEDDED_SERVED[which])
 
 
-class EndpointBackend:
+class EndpointBackend(Backend):
     """Base of the endpoint backends. Subclasses implement `_probe_models` and `_request`."""
 
     name = "endpoint"
@@ -114,7 +115,17 @@ class EndpointBackend:
         self.model_name = self._pick_model(model, served)
         self.served_models = served
         ident = f"{self.name}|{self.endpoint}|{self.model_name}"
-        self.cache_key = "endpoint-" + hashlib.sha256(ident.encode()).hexdigest()[:16]
+        self._cache_key = "endpoint-" + hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+    @property
+    def cache_key(self) -> str:
+        """The endpoint, its backend kind and the model it serves; `letitcode.server` re-keys a server it
+        started by the weights it serves (its port is random)."""
+        return self._cache_key
+
+    @cache_key.setter
+    def cache_key(self, key: str) -> None:
+        self._cache_key = key
 
     # ------------------------------------------------------------------ hooks
 
@@ -164,8 +175,6 @@ class EndpointBackend:
 
     def fit(self, prompt: Prompt) -> Prompt:
         """The prompt as sent: a system turn folded for models whose template rejects one."""
-        from letitcode.prompts import fold_system, rejects_system_turn
-
         if isinstance(prompt, list) and rejects_system_turn(self.model_name):
             return fold_system(prompt)
         return prompt
@@ -204,13 +213,10 @@ class EndpointBackend:
             attempt += 1
 
     def generate(
-        self, requests: Sequence[GenRequest], params: DecodingParams, *, progress: bool = True
+        self, requests: Sequence[GenRequest], params: DecodingParams
     ) -> Iterator[tuple[int, Generation]]:
-        from tqdm.auto import tqdm
-
         if not requests:
             return
-        bar = tqdm(total=len(requests), desc=f"generating ({self.name})", unit="sample", disable=not progress)
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"letitcode-{self.name}")
         pending: dict[Future, int] = {}
         todo = iter(range(len(requests)))
@@ -226,11 +232,9 @@ class EndpointBackend:
                 for fut in done:
                     i = pending.pop(fut)
                     gen = fut.result()  # raises the request's UserError
-                    bar.update(1)
                     yield i, gen
                     nxt = next(todo, None)
                     if nxt is not None:
                         pending[pool.submit(self._with_retries, requests[nxt], params)] = nxt
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-            bar.close()

@@ -52,9 +52,11 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
-from letitcode.backends.base import DecodingParams, Generation, GenRequest, Prompt
+from letitcode.backends.base import Backend, DecodingParams, Generation, GenRequest
+from letitcode.backends.kv_cache import join, to_buffered, trim
 from letitcode.errors import UserError
 from letitcode.models import ResolvedModel
+from letitcode.prompts import Prompt, encode_prompt, prompt_text
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ PAGE_SIZE_CUDA = 256
 MAX_BATCH_TOKENS_CUDA = 8192
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     name = "local"
 
     def __init__(
@@ -218,16 +220,12 @@ class LocalBackend:
 
     def to_text(self, prompt: Prompt) -> str:
         """The text the model is given (chat template applied, system turn folded where it is rejected)."""
-        from letitcode.prompts import prompt_text
-
         self._check_chat(prompt)
         return prompt_text(self.tokenizer, prompt)
 
     def encode(self, prompt: Prompt) -> list[int]:
         """The prompt's token ids, exactly as TRL tokenizes it for training (`letitcode.prompts.encode_prompt`):
         BOS once where the tokenizer or template gives one. Every generation mode and length uses this."""
-        from letitcode.prompts import encode_prompt
-
         self._check_chat(prompt)
         return encode_prompt(self.tokenizer, prompt, add_bos=self.add_bos)
 
@@ -276,15 +274,15 @@ class LocalBackend:
         return int(hashlib.sha256(f"{params.seed}:{key}".encode()).hexdigest()[:8], 16)
 
     def generate(
-        self, requests: Sequence[GenRequest], params: DecodingParams, *, progress: bool = True
+        self, requests: Sequence[GenRequest], params: DecodingParams
     ) -> Iterator[tuple[int, Generation]]:
         if not requests:
             return iter(())
         if self.mode == "continuous":
-            return self._generate_refill(requests, params, progress=progress)
+            return self._generate_refill(requests, params)
         if self.mode == "paged":
-            return self._generate_paged(requests, params, progress=progress)
-        return self._generate_static(requests, params, progress=progress)
+            return self._generate_paged(requests, params)
+        return self._generate_static(requests, params)
 
     def _stopped(self, toks: list[int], params: DecodingParams) -> bool:
         if not params.stop:
@@ -295,10 +293,9 @@ class LocalBackend:
     # ------------------------------------------------------------------ continuous batching (refill)
 
     def _generate_refill(
-        self, requests: Sequence[GenRequest], params: DecodingParams, *, progress: bool
+        self, requests: Sequence[GenRequest], params: DecodingParams
     ) -> Iterator[tuple[int, Generation]]:
         import torch
-        from tqdm.auto import tqdm
         from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
         model, device = self.model, self.model.device
@@ -327,95 +324,87 @@ class LocalBackend:
         started: list[float] = []
         cache: Any = None
         mask = pos = nxt = None  # [B, L] padding mask, [B] next position, [B] pending input token
-        bar = tqdm(total=len(requests), desc="generating", unit="sample", disable=not progress)
-        try:
-            while pending or rows:
-                free = max_rows - len(rows)
-                if free > 0 and pending:
-                    new = [pending.popleft() for _ in range(min(free, len(pending)))]
-                    width = max(len(ids[i]) for i in new)
-                    inp = torch.tensor(
-                        [[pad_id] * (width - len(ids[i])) + ids[i] for i in new], device=device
-                    )
-                    am = torch.tensor(
-                        [[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in new], device=device
-                    )
-                    fresh = DynamicCache(config=model.config.get_text_config())
-                    with torch.inference_mode():
-                        out = model(
-                            input_ids=inp,
-                            attention_mask=am,
-                            position_ids=(am.cumsum(-1) - 1).clamp(min=0),
-                            cache=fresh,
-                            use_cache=True,
-                            logits_to_keep=1,
-                        )
-                    first = pick(out.logits[:, -1, :])
-                    fresh = _to_buffered(fresh)
-                    if cache is None:
-                        cache, mask, pos, nxt = fresh, am, am.sum(-1), first
-                    else:
-                        cache, mask = _join(cache, mask, fresh, am)
-                        pos, nxt = torch.cat([pos, am.sum(-1)]), torch.cat([nxt, first])
-                    now = time.perf_counter()
-                    rows += new
-                    outs += [[int(t)] for t in first.tolist()]
-                    started += [now] * len(new)
-                else:
-                    step_mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-                    with torch.inference_mode():
-                        out = model(
-                            input_ids=nxt[:, None],
-                            attention_mask=step_mask,
-                            position_ids=pos[:, None],
-                            cache=cache,
-                            use_cache=True,
-                            logits_to_keep=1,
-                        )
-                    mask, pos = step_mask, pos + 1
-                    nxt = pick(out.logits[:, -1, :])
-                    for r, t in enumerate(nxt.tolist()):
-                        outs[r].append(int(t))
-                done = [
-                    r
-                    for r, toks in enumerate(outs)
-                    if toks[-1] in eos or len(toks) >= params.max_new_tokens or self._stopped(toks, params)
-                ]
-                if not done:
-                    continue
-                now = time.perf_counter()
-                for r in done:
-                    text, n_useful, finish = self._finish(outs[r], params, eos)
-                    bar.update(1)
-                    yield (
-                        rows[r],
-                        Generation(
-                            text=text, n_tokens=n_useful, latency_s=now - started[r], finish_reason=finish
-                        ),
-                    )
-                keep = [r for r in range(len(rows)) if r not in set(done)]
-                rows, outs, started = (
-                    [rows[r] for r in keep],
-                    [outs[r] for r in keep],
-                    [started[r] for r in keep],
+        while pending or rows:
+            free = max_rows - len(rows)
+            if free > 0 and pending:
+                new = [pending.popleft() for _ in range(min(free, len(pending)))]
+                width = max(len(ids[i]) for i in new)
+                inp = torch.tensor([[pad_id] * (width - len(ids[i])) + ids[i] for i in new], device=device)
+                am = torch.tensor(
+                    [[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in new], device=device
                 )
-                if not keep:
-                    cache = mask = pos = nxt = None
-                    continue
-                index = torch.tensor(keep, device=device)
-                cache.batch_select_indices(index)
-                mask, pos, nxt = mask[index], pos[index], nxt[index]
-                cache, mask = _trim(cache, mask)
-        finally:
-            bar.close()
+                fresh = DynamicCache(config=model.config.get_text_config())
+                with torch.inference_mode():
+                    out = model(
+                        input_ids=inp,
+                        attention_mask=am,
+                        position_ids=(am.cumsum(-1) - 1).clamp(min=0),
+                        cache=fresh,
+                        use_cache=True,
+                        logits_to_keep=1,
+                    )
+                first = pick(out.logits[:, -1, :])
+                fresh = to_buffered(fresh)
+                if cache is None:
+                    cache, mask, pos, nxt = fresh, am, am.sum(-1), first
+                else:
+                    cache, mask = join(cache, mask, fresh, am)
+                    pos, nxt = torch.cat([pos, am.sum(-1)]), torch.cat([nxt, first])
+                now = time.perf_counter()
+                rows += new
+                outs += [[int(t)] for t in first.tolist()]
+                started += [now] * len(new)
+            else:
+                step_mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+                with torch.inference_mode():
+                    out = model(
+                        input_ids=nxt[:, None],
+                        attention_mask=step_mask,
+                        position_ids=pos[:, None],
+                        cache=cache,
+                        use_cache=True,
+                        logits_to_keep=1,
+                    )
+                mask, pos = step_mask, pos + 1
+                nxt = pick(out.logits[:, -1, :])
+                for r, t in enumerate(nxt.tolist()):
+                    outs[r].append(int(t))
+            done = [
+                r
+                for r, toks in enumerate(outs)
+                if toks[-1] in eos or len(toks) >= params.max_new_tokens or self._stopped(toks, params)
+            ]
+            if not done:
+                continue
+            now = time.perf_counter()
+            for r in done:
+                text, n_useful, finish = self._finish(outs[r], params, eos)
+                yield (
+                    rows[r],
+                    Generation(
+                        text=text, n_tokens=n_useful, latency_s=now - started[r], finish_reason=finish
+                    ),
+                )
+            keep = [r for r in range(len(rows)) if r not in set(done)]
+            rows, outs, started = (
+                [rows[r] for r in keep],
+                [outs[r] for r in keep],
+                [started[r] for r in keep],
+            )
+            if not keep:
+                cache = mask = pos = nxt = None
+                continue
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            mask, pos, nxt = mask[index], pos[index], nxt[index]
+            cache, mask = trim(cache, mask)
 
     # ------------------------------------------------------------------ paged continuous batching
 
     def _generate_paged(
-        self, requests: Sequence[GenRequest], params: DecodingParams, *, progress: bool
+        self, requests: Sequence[GenRequest], params: DecodingParams
     ) -> Iterator[tuple[int, Generation]]:
         import torch
-        from tqdm.auto import tqdm
         from transformers import ContinuousBatchingConfig, GenerationConfig
 
         ids = [self.encode(r.prompt) for r in requests]
@@ -456,7 +445,6 @@ class LocalBackend:
             generation_config=gen_cfg, continuous_batching_config=cb_cfg
         )
         stream = bool(params.stop)
-        bar = tqdm(total=len(requests), desc="generating", unit="sample", disable=not progress)
         manager.start()
         try:
             t0 = time.perf_counter()
@@ -485,7 +473,6 @@ class LocalBackend:
                     continue
                 remaining.discard(i)
                 text, n_useful, finish = self._finish(toks, params, eos)
-                bar.update(1)
                 yield (
                     i,
                     Generation(
@@ -493,17 +480,15 @@ class LocalBackend:
                     ),
                 )
         finally:
-            bar.close()
             manager.stop(block=True, timeout=30)
             manager.destroy()
 
     # ------------------------------------------------------------------ static batching
 
     def _generate_static(
-        self, requests: Sequence[GenRequest], params: DecodingParams, *, progress: bool
+        self, requests: Sequence[GenRequest], params: DecodingParams
     ) -> Iterator[tuple[int, Generation]]:
         import torch
-        from tqdm.auto import tqdm
 
         ids = [self.encode(r.prompt) for r in requests]
         order = sorted(range(len(requests)), key=lambda i: -len(ids[i]))
@@ -512,133 +497,34 @@ class LocalBackend:
         eos = self._eos_ids() | (
             {self.tokenizer.pad_token_id} if self.tokenizer.pad_token_id is not None else set()
         )
-        bar = tqdm(total=len(requests), desc="generating", unit="sample", disable=not progress)
-        try:
-            for start in range(0, len(order), rows):
-                idx = order[start : start + rows]
-                torch.manual_seed(self._seed(params, requests[idx[0]].key))
-                # Left-padded from the ids themselves: re-tokenizing the text would lose (or double) the BOS.
-                width = max(len(ids[i]) for i in idx)
-                batch = {
-                    "input_ids": torch.tensor([[pad_id] * (width - len(ids[i])) + ids[i] for i in idx]),
-                    "attention_mask": torch.tensor(
-                        [[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in idx]
-                    ),
-                }
-                batch = {k: v.to(self.model.device) for k, v in batch.items()}
-                kwargs: dict[str, Any] = dict(
-                    max_new_tokens=params.max_new_tokens,
-                    do_sample=not params.greedy,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-                if not params.greedy:
-                    kwargs.update(temperature=params.temperature, top_p=params.top_p)
-                else:
-                    kwargs.update(temperature=None, top_p=None, top_k=None)
-                if params.stop:
-                    kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    out = self.model.generate(**batch, **kwargs)
-                elapsed = time.perf_counter() - t0
-                new = out[:, batch["input_ids"].shape[1] :]
-                for row, i in enumerate(idx):
-                    text, n_useful, finish = self._finish(new[row].tolist(), params, eos)
-                    yield i, Generation(text=text, n_tokens=n_useful, latency_s=elapsed, finish_reason=finish)
-                bar.update(len(idx))
-        finally:
-            bar.close()
-
-
-def _buffered_layer_class() -> type:
-    from transformers.cache_utils import DynamicLayer
-
-    class BufferedLayer(DynamicLayer):
-        """A DynamicLayer that appends into a preallocated buffer (grown `HEADROOM` tokens at a time) instead of
-        `torch.cat`-ing the whole cache at every token: 18-26% faster decode steps at batch 16 here."""
-
-        HEADROOM = 128
-
-        def assign(self, keys: Any, values: Any) -> None:
-            import torch
-
-            b, h, n, d = keys.shape
-            self._k = torch.empty((b, h, n + self.HEADROOM, d), dtype=keys.dtype, device=keys.device)
-            self._v = torch.empty((b, h, n + self.HEADROOM, d), dtype=values.dtype, device=values.device)
-            self._k[:, :, :n], self._v[:, :, :n] = keys, values
-            self._n = n
-            self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
-            self.is_initialized, self.device = True, keys.device
-
-        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-            if not self.is_initialized:
-                self.assign(key_states, value_states)
-                return self.keys, self.values
-            end = self._n + key_states.shape[2]
-            if end > self._k.shape[2]:
-                self.assign(self.keys, self.values)  # grow: copy once per HEADROOM tokens
-            self._k[:, :, self._n : end] = key_states
-            self._v[:, :, self._n : end] = value_states
-            self._n = end
-            self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
-            return self.keys, self.values
-
-        def batch_select_indices(self, indices: Any) -> None:
-            self.assign(self.keys[indices], self.values[indices])
-
-    return BufferedLayer
-
-
-def _to_buffered(cache: Any) -> Any:
-    """Swap a prefilled DynamicCache's layers for buffered ones holding the same tensors."""
-    layer_cls = _buffered_layer_class()
-    layers = []
-    for old in cache.layers:
-        new = layer_cls()
-        new.assign(old.keys, old.values)
-        layers.append(new)
-    cache.layers = layers
-    return cache
-
-
-def _left_pad(cache: Any, n: int) -> None:
-    """Prepend `n` zero positions to every layer of the cache (they are masked out)."""
-    import torch
-
-    for layer in cache.layers:
-        k, v = layer.keys, layer.values
-        layer.assign(
-            torch.cat([k.new_zeros((*k.shape[:2], n, k.shape[3])), k], dim=2),
-            torch.cat([v.new_zeros((*v.shape[:2], n, v.shape[3])), v], dim=2),
-        )
-
-
-def _join(cache: Any, mask: Any, fresh: Any, fresh_mask: Any) -> tuple[Any, Any]:
-    """Append the rows of `fresh` to `cache` along the batch, left-padding the shorter one to the same length."""
-    import torch
-
-    length, fresh_length = mask.shape[1], fresh_mask.shape[1]
-    if fresh_length < length:
-        _left_pad(fresh, length - fresh_length)
-        fresh_mask = torch.cat(
-            [fresh_mask.new_zeros((fresh_mask.shape[0], length - fresh_length)), fresh_mask], dim=1
-        )
-    elif fresh_length > length:
-        _left_pad(cache, fresh_length - length)
-        mask = torch.cat([mask.new_zeros((mask.shape[0], fresh_length - length)), mask], dim=1)
-    for layer, extra in zip(cache.layers, fresh.layers, strict=True):
-        layer.assign(
-            torch.cat([layer.keys, extra.keys], dim=0), torch.cat([layer.values, extra.values], dim=0)
-        )
-    return cache, torch.cat([mask, fresh_mask], dim=0)
-
-
-def _trim(cache: Any, mask: Any) -> tuple[Any, Any]:
-    """Drop leading columns that are padding in every row (left by rows that finished)."""
-    used = mask.any(dim=0).nonzero()
-    start = int(used[0]) if len(used) else 0
-    if start > 0:
-        for layer in cache.layers:
-            layer.assign(layer.keys[:, :, start:, :], layer.values[:, :, start:, :])
-        mask = mask[:, start:]
-    return cache, mask
+        for start in range(0, len(order), rows):
+            idx = order[start : start + rows]
+            torch.manual_seed(self._seed(params, requests[idx[0]].key))
+            # Left-padded from the ids themselves: re-tokenizing the text would lose (or double) the BOS.
+            width = max(len(ids[i]) for i in idx)
+            batch = {
+                "input_ids": torch.tensor([[pad_id] * (width - len(ids[i])) + ids[i] for i in idx]),
+                "attention_mask": torch.tensor(
+                    [[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in idx]
+                ),
+            }
+            batch = {k: v.to(self.model.device) for k, v in batch.items()}
+            kwargs: dict[str, Any] = dict(
+                max_new_tokens=params.max_new_tokens,
+                do_sample=not params.greedy,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+            if not params.greedy:
+                kwargs.update(temperature=params.temperature, top_p=params.top_p)
+            else:
+                kwargs.update(temperature=None, top_p=None, top_k=None)
+            if params.stop:
+                kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                out = self.model.generate(**batch, **kwargs)
+            elapsed = time.perf_counter() - t0
+            new = out[:, batch["input_ids"].shape[1] :]
+            for row, i in enumerate(idx):
+                text, n_useful, finish = self._finish(new[row].tolist(), params, eos)
+                yield i, Generation(text=text, n_tokens=n_useful, latency_s=elapsed, finish_reason=finish)

@@ -14,8 +14,9 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
-from letitcode.backends.base import DecodingParams, Generation, Prompt
+from letitcode.backends.base import DecodingParams, Generation
 from letitcode.backends.endpoint import RETRY_STATUS, EndpointBackend, EndpointDown, Failure
+from letitcode.prompts import Prompt
 
 
 class OpenAIBackend(EndpointBackend):

@@ -18,9 +18,10 @@ import os
 import threading
 from typing import Any
 
-from letitcode.backends.base import DecodingParams, Generation, Prompt
+from letitcode.backends.base import DecodingParams, Generation
 from letitcode.backends.endpoint import RETRY_STATUS, EndpointBackend, EndpointDown, Failure
 from letitcode.errors import UserError
+from letitcode.prompts import Prompt
 
 # Origins (scheme, host, port) of the endpoints this process was pointed at. huggingface_hub's HTTP client
 # refuses every request while HF_HUB_OFFLINE=1, even to a server on 127.0.0.1; offline mode means "do not

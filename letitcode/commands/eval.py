@@ -14,7 +14,7 @@ Generation is cached in D/generations.jsonl, so a killed run resumes where it st
 D/samples.jsonl, D/results.json, D/manifest.json and the result dataset folder D/dataset/.
 `--push-results ORG/NAME` uploads that as (a config of) a Hub dataset repo; `--push-to-card REPO` writes the
 scores into that model repo's card (model-index). Both need a Hub token, checked before anything runs.
-Options come from the EvalConfig dataclass in letitcode/pipeline.py (push flags from
+Options come from the EvalConfig dataclass in letitcode/config.py (push flags from
 letitcode.hub.publish.PushArguments); a YAML file given with --config sets defaults that the command line overrides.
 """
 
@@ -24,8 +24,10 @@ from letitcode.cli import parse_config
 
 
 def main(argv: list[str] | None = None) -> int:
+    from letitcode.config import EvalConfig
     from letitcode.hub import publish as hub
-    from letitcode.pipeline import EvalConfig, format_table, run_eval, wrote_line
+    from letitcode.pipeline import run_eval
+    from letitcode.pipeline.outputs import format_table, wrote_line
 
     cfg, push = parse_config((EvalConfig, hub.PushArguments), argv, description=__doc__)
     if push.any:  # fail on a missing token now, not after an hour of generation

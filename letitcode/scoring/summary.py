@@ -69,7 +69,7 @@ def enrich(
 ) -> dict[str, Any]:
     """Add what `summarize` leaves out: bootstrap CIs, corpus BLEU/CodeBLEU where references exist (and
     `reference_metrics` is on), the error taxonomy, code-quality aggregates, latency and cost. Records must
-    have been finalized (`pipeline._finalize`: per-sample reference metrics, quality signals, `error_category`)."""
+    have been finalized (`pipeline.outputs.finalize`: per-sample reference metrics, quality signals, `error_category`)."""
     from letitcode.scoring import quality, refmetrics, stats, taxonomy
 
     ks = [int(k.split("@")[1]) for k in results if k.startswith("pass@")]

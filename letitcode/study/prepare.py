@@ -190,7 +190,8 @@ def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
 
 def _choose_problems(plan: StudyPlan, state: _Chosen) -> None:
     """The plan's benchmarks: one fixed, difficulty-stratified set of task ids each; fallbacks only when needed."""
-    from letitcode.pipeline import EvalConfig, select_problems
+    from letitcode.config import EvalConfig
+    from letitcode.pipeline import select_problems
 
     have_heldout = False
     for b in plan.benchmarks:
@@ -287,7 +288,8 @@ def _probe_benchmarks(
     plan: StudyPlan, data_dir: Path, train_rows: Sequence[Any], val_rows: Sequence[Any], state: _Chosen
 ) -> None:
     """The overfitting probes: problems the fine-tuned models were trained on, and held-out ones."""
-    from letitcode.pipeline import EvalConfig, select_problems
+    from letitcode.config import EvalConfig
+    from letitcode.pipeline import select_problems
     from letitcode.records import write_jsonl
 
     for label, rows in ((SFT_TRAIN, train_rows), (SFT_VALIDATION, val_rows)):

@@ -91,7 +91,7 @@ def _train_fp(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: Path)
 
 
 def eval_config(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, bench: str, out: Path) -> Any:
-    from letitcode.pipeline import EvalConfig
+    from letitcode.config import EvalConfig
 
     info = prep["benchmarks"][bench]
     spec = BenchmarkSpec(**info["spec"])

@@ -27,8 +27,9 @@ def evaluate_after(
     training problems, and the validation problems the split held out. Otherwise only the held-out side can be
     scored, on the (decontaminated) evaluation benchmark.
     """
+    from letitcode.config import EvalConfig
     from letitcode.devices import adapter_quantization
-    from letitcode.pipeline import EvalConfig, run_eval
+    from letitcode.pipeline import run_eval
 
     eval_dir = output_dir / "eval"
     common = dict(
