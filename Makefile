@@ -70,8 +70,11 @@ bench-gpu: setup
 study: setup
 	$(OFFLINE) $(PY) experiments/study.py --preset $(PRESET) --output-dir $(OUTPUT_DIR)
 
+# ruff (lint, mccabe complexity <= 15, formatting) and the library's import layers (pyproject [tool.importlinter])
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf runs .pytest_cache

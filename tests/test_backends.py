@@ -22,12 +22,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from letitcode.backends import make_backend
 from letitcode.backends.base import DecodingParams, GenRequest
 from letitcode.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
 CHAT = [{"role": "user", "content": "Say hi."}]
 
 

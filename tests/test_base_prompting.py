@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from letitcode import models, prompts
 from letitcode.backends.base import Backend, DecodingParams, GenRequest
@@ -23,7 +24,6 @@ from letitcode.errors import UserError
 from letitcode.pipeline import check_context, resolve_style, run_eval
 from letitcode.prompts import templates
 
-REPO = Path(__file__).resolve().parents[1]
 LLAMA3_TOKENIZER = REPO / ".venv" / "tokenizers" / "node_modules" / "@lenml" / "tokenizer-llama3_1" / "models"
 # gemma-7b-it's chat template (Gemma 1): a system turn raises.
 GEMMA1_TEMPLATE = (

@@ -9,8 +9,8 @@ from pathlib import Path
 import grimp
 import networkx as nx
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "letitcode"
 MAX_LINES = 600
 # One stdlib-only file by design: it is copied into evaluate metric folders and run as a bare script.
@@ -27,8 +27,10 @@ def graph() -> grimp.ImportGraph:
 
 
 def test_the_layers_contract_is_kept():
+    from importlinter import configuration
     from importlinter.application.use_cases import lint_imports
 
+    configuration.configure()  # what the `lint-imports` command does first: pick the config readers
     assert lint_imports(config_filename=str(REPO / "pyproject.toml"), cache_dir=None, no_logo=True), (
         "an import crosses the layers in pyproject.toml [tool.importlinter]: run `lint-imports`"
     )
@@ -58,19 +60,43 @@ def test_modules_stay_readable():
 
 
 def _readme_layout() -> dict[str, set[str]]:
-    """{package path ('' for letitcode/ itself): names listed} from the README's `letitcode/` layout block."""
+    """{package path ('' for letitcode/ itself): names listed} from the README's `letitcode/` layout block.
+
+    An entry line is `  name.py  what it is` or `  name/  its modules`; deeper-indented lines continue the
+    entry above."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     block = text.split("## Layout", 1)[1].split("```", 2)[1]
     listed: dict[str, set[str]] = {"": set()}
+    current = None
     for line in block.splitlines():
-        m = re.match(r"^  (\S+)\s", line + " ")
-        if not m or line.startswith("   "):
+        entry = re.match(r"^  (\S+)", line)
+        if entry and not line.startswith("   "):
+            name = entry.group(1)
+            listed[""].add(name.rstrip("/"))
+            current = name.rstrip("/") if name.endswith("/") else None
+            rest = line[entry.end() :]
+        elif current and line.startswith("   "):
+            rest = line
+        else:
+            current = None
             continue
-        entry = m.group(1)
-        listed[""].add(entry.rstrip("/"))
-        if entry.endswith("/"):
-            listed[entry.rstrip("/")] = set(re.findall(r"\b([\w]+(?:\.py|/))", line[len(m.group(0)) :]))
+        if current:
+            found = re.findall(r"\b(\w+\.py|\w+/)", rest)
+            listed.setdefault(current, set()).update(n for n in found if n != "__init__.py")
     return listed
+
+
+def _package_names(root: Path) -> tuple[set[str], set[str]]:
+    """(modules and subpackages under `root`, recursively; plain data folders, which may be named too)."""
+    names, folders = set(), set()
+    for p in root.rglob("*"):
+        if "__pycache__" in p.parts or p.name == "__init__.py":
+            continue
+        if p.is_file() and p.suffix == ".py":
+            names.add(p.name)
+        elif p.is_dir():
+            (names if (p / "__init__.py").exists() else folders).add(f"{p.name}/")
+    return names, folders
 
 
 def test_readme_layout_matches_the_tree():
@@ -86,16 +112,21 @@ def test_readme_layout_matches_the_tree():
         f"README layout vs letitcode/: missing {top - top_listed}, stale {top_listed - top}"
     )
     for package, names in listed.items():
-        if not package:
-            continue
-        root = PACKAGE / package
-        present = {
-            f"{p.name}/" if p.is_dir() else p.name
-            for p in root.rglob("*")
-            if "__pycache__" not in p.parts
-            and p.name != "__init__.py"
-            and (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
-        }
-        assert names == present, (
-            f"README layout of {package}/: missing {present - names}, stale {names - present}"
-        )
+        if package:
+            present, folders = _package_names(PACKAGE / package)
+            missing, stale = present - names, names - present - folders
+            assert not missing and not stale, f"README layout of {package}/: missing {missing}, stale {stale}"
+
+
+def test_the_public_api_resolves_lazily():
+    import subprocess
+
+    code = (
+        "import sys, letitcode\n"
+        "heavy = [m for m in ('torch', 'transformers', 'trl') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "missing = [n for n in letitcode.__all__ if getattr(letitcode, n, None) is None]\n"
+        "assert not missing, missing\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

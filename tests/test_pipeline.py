@@ -3,11 +3,9 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
 
 SCORE = [sys.executable, str(REPO / "evaluate" / "score.py")]
 RUN = [sys.executable, str(REPO / "evaluate" / "run.py")]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from letitcode import retrieval
 from letitcode.config import EvalConfig
@@ -15,8 +15,7 @@ from letitcode.data.benchmarks._io import Benchmark
 from letitcode.data.problem import Problem
 from letitcode.errors import HubUnavailable, UserError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-LCD_TRAIN = SHARED / "leetcodedataset" / "LeetCodeDataset-v0.2.0-train.jsonl.gz"
+LCD_TRAIN = SHARED_DATA / "leetcodedataset" / "LeetCodeDataset-v0.2.0-train.jsonl.gz"
 
 
 @pytest.fixture(autouse=True)

@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from letitcode.backends.base import Backend, Generation
 from letitcode.config import EvalConfig
 from letitcode.errors import UserError
 from letitcode.pipeline import outputs, run_eval
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class WrongAnswers(Backend):

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from letitcode import server
 from letitcode.errors import UserError
 from letitcode.models import ResolvedModel
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _model(tmp_path: Path, name: str = "base") -> ResolvedModel:
