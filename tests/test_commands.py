@@ -80,3 +80,24 @@ def test_pip_install_into_a_fresh_venv_provides_the_command(tmp_path: Path) -> N
         [exe, "eval", "--help"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
     )
     assert ev.returncode == 0 and "--prompt_style" in ev.stdout, ev.stderr[-2000:]
+    # recipes and study plans are package data: an install without the checkout finds them
+    sft = subprocess.run(
+        [exe, "sft", "--model", "embedded", "--method", "lora", "--dry_run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert sft.returncode == 0 and "templates/recipes/embedded/lora.yaml" in sft.stdout, (
+        sft.stdout + sft.stderr
+    )
+    plan = subprocess.run(
+        [exe, "study", "--preset", "micro", "--output-dir", str(tmp_path / "study"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert plan.returncode == 0 and "micro" in plan.stdout, plan.stdout[-2000:] + plan.stderr[-2000:]
