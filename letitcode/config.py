@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from letitcode import devices
 from letitcode.backends.base import DecodingParams
 from letitcode.errors import UserError
+from letitcode.hub.spec import config_name
 
 Benchmark = Literal["leetcode", "leetcodedataset", "mbpp", "humaneval"]
 Strategy = Literal["zero_shot", "few_shot", "cot", "cot_few_shot", "rag"]
@@ -177,7 +179,6 @@ class EvalConfig:
 
     def resolved_device(self) -> str:
         """'cpu' or 'cuda:N' for --device (auto: CUDA when available); a missing GPU is a one-line UserError."""
-        from letitcode import devices
 
         return devices.resolve_device(self.device)
 
@@ -245,7 +246,6 @@ class ScoreConfig:
 
 def default_run_name(model: str, benchmark: str, approach: str) -> str:
     """`<model>--<benchmark>--<approach>`: a second run of another model or approach gets its own folder."""
-    from letitcode.hub.spec import config_name
 
     local = Path(model).expanduser()
     name = local.name if model.startswith((".", "/", "~")) or local.exists() else model.partition("@")[0]

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from letitcode import devices
 from letitcode.errors import HubUnavailable, UserError
 from letitcode.hub.spec import looks_like_hub_id, split_revision
 
@@ -322,8 +323,6 @@ def load(
     `model.letitcode_load` (the manifest records it)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from letitcode import devices
 
     target = devices.resolve_device(device)
     dtype_name = devices.resolve_dtype(dtype, target)

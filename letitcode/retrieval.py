@@ -44,9 +44,14 @@ from typing import Any
 
 import numpy as np
 
+from letitcode.data.benchmarks import BENCHMARKS, HUB_DEFAULTS
+from letitcode.data.benchmarks._io import locate, pick_files, read_rows
+from letitcode.data.benchmarks.registry import REGISTRY
 from letitcode.data.overlap import exclude_overlapping
 from letitcode.data.problem import Problem, stratified_subset
 from letitcode.errors import HubUnavailable, UserError
+from letitcode.models import cache_dir
+from letitcode.prompts import REASONING_KEYS, exemplar_reasoning, get_template
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +91,6 @@ def _default_spec(cfg: Any, adapter: str) -> str | None:
 
 def parse_exemplar_spec(spec: str | None, benchmark: str) -> tuple[str, str | None, str | None]:
     """`--exemplar-dataset` -> (adapter name, data spec or None for its default, split)."""
-    from letitcode.data.benchmarks import BENCHMARKS
-    from letitcode.data.benchmarks.registry import REGISTRY
 
     adapter, split = (
         REGISTRY[benchmark].exemplar_source if benchmark in REGISTRY else ("leetcodedataset", "train")
@@ -132,7 +135,6 @@ def eligible(
     candidates: Sequence[Problem], *, needs_reasoning: bool = False
 ) -> tuple[list[Problem], dict[str, int]]:
     """Candidates that can be shown: a reference solution, short enough, and reasoning where needed."""
-    from letitcode.prompts import exemplar_reasoning
 
     out: list[Problem] = []
     why = {"no_reference": 0, "too_long": 0, "no_reasoning": 0}
@@ -170,7 +172,6 @@ def _texts_key(kind: str, texts: Sequence[str], extra: str = "") -> str:
 
 
 def _index_dir() -> Path:
-    from letitcode.models import cache_dir
 
     return cache_dir() / "retrieval"
 
@@ -314,7 +315,6 @@ def exemplars_for(
     cfg: Any, bench: Any, problems: Sequence[Problem]
 ) -> tuple[dict[str, list[Problem]], dict[str, Any]]:
     """task_id -> exemplars for each evaluated problem, and the stats that go into the manifest."""
-    from letitcode.prompts import get_template
 
     template = get_template(cfg.strategy)
     k = int(cfg.k_shots)
@@ -375,14 +375,11 @@ def exemplars_for(
 def with_reasoning(candidates: list[Problem], pool_bench: Any, source: dict[str, Any]) -> list[Problem]:
     """Attach LeetCodeDataset's `response` (the worked explanation cot_few_shot shows) where the adapter
     does not carry it in `Problem.extra`: it is read again from the same files, matched by task id."""
-    from letitcode.prompts import REASONING_KEYS
 
     if pool_bench.name != "leetcodedataset" or any(
         c.extra.get(k) for c in candidates for k in REASONING_KEYS
     ):
         return candidates
-    from letitcode.data.benchmarks import HUB_DEFAULTS
-    from letitcode.data.benchmarks._io import locate, pick_files, read_rows
 
     spec = source.get("spec") or HUB_DEFAULTS["leetcodedataset"]
     name, sep, rest = spec.partition(":")

@@ -44,6 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from letitcode import devices, models
+from letitcode.data.problem import slugify
+from letitcode.devices import DEVICE_HELP
 from letitcode.errors import UserError
 
 
@@ -287,7 +290,6 @@ def server_command(
     """The server command for `--serve vllm|transformers|TEMPLATE` and a resolved model (see the module doc).
 
     `device` is a resolved device ('cpu' or 'cuda:N'); a GPU is passed to the server as CUDA_VISIBLE_DEVICES."""
-    from letitcode import devices
 
     env: dict[str, str] = {}
     if devices.is_cuda(device):
@@ -301,8 +303,6 @@ def server_command(
         if dtype != "auto":
             cmd += ["--dtype", dtype]
         if resolved.is_adapter:
-            from letitcode.data.problem import slugify
-
             model = slugify(Path(resolved.path.rstrip("/")).name) or "adapter"
             cmd += ["--enable-lora", "--lora-modules", f"{model}={resolved.path}"]
             rank = _lora_rank(resolved.path)
@@ -378,7 +378,6 @@ def serve_for_eval(cfg: Any) -> Iterator[tuple[Any, Any]]:
     """For `run_eval` with `cfg.serve`: start the server for `cfg.model` and yield (a copy of `cfg` that
     evaluates through the `openai` backend at it, that backend); the server is stopped afterwards. The manifest
     records the server command and the served model."""
-    from letitcode import devices, models
     from letitcode.backends import make_backend
 
     if cfg.backend not in ("local", "openai"):
@@ -446,15 +445,12 @@ def serve_for_eval(cfg: Any) -> Iterator[tuple[Any, Any]]:
 
 
 def devices_help() -> str:
-    from letitcode.devices import DEVICE_HELP
 
     return DEVICE_HELP
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-
-    from letitcode import models
 
     parser = argparse.ArgumentParser(prog="python -m letitcode.server", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="embedded, a local model folder, or ORG/NAME[@REVISION]")

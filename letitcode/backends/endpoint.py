@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 
 from letitcode.backends.base import Backend, DecodingParams, Generation, GenRequest
 from letitcode.errors import UserError
+from letitcode.models import EMBEDDED_MODELS
 from letitcode.prompts import Prompt, fold_system, rejects_system_turn
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -78,7 +79,6 @@ EMBEDDED_SERVED = {"embedded": "SmolLM2-135M-Instruct", "embedded-base": "gemma-
 
 
 def is_embedded_name(name: str, which: str = "embedded") -> bool:
-    from letitcode.models import EMBEDDED_MODELS
 
     hub_id = EMBEDDED_MODELS[which][1]
     return name == hub_id or Path(name.rstrip("/")).name.startswith(EMBEDDED_SERVED[which])

@@ -52,6 +52,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
+from letitcode import devices, models
 from letitcode.backends.base import Backend, DecodingParams, Generation, GenRequest
 from letitcode.backends.kv_cache import join, to_buffered, trim
 from letitcode.errors import UserError
@@ -88,7 +89,6 @@ class LocalBackend(Backend):
     ):
         """`batch_size` is the most sequences in flight; on CUDA fewer when the KV-cache token budget (free GPU
         memory over the model's KV bytes per token) cannot hold that many of the longest request."""
-        from letitcode import models
 
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}")
@@ -152,7 +152,6 @@ class LocalBackend(Backend):
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def describe(self) -> dict[str, Any]:
-        from letitcode import devices
 
         return {
             "backend": self.name,
@@ -184,7 +183,6 @@ class LocalBackend(Backend):
 
     def _kv_budget(self) -> int:
         """KV-cache tokens that fit on the GPU now (weights already loaded)."""
-        from letitcode import devices
 
         self.token_budget = devices.cuda_token_budget(self.model.config, self.model.dtype, self.device)
         return self.token_budget

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from letitcode.data.benchmarks import HUB_DEFAULTS
+from letitcode.data.benchmarks.registry import REGISTRY
 from letitcode.errors import UserError
 from letitcode.hub.spec import approach_of, looks_like_hub_id
 from letitcode.results import dataset as results_dataset
@@ -166,7 +168,6 @@ def push_results(repo_id: str, run_dirs: list[str | Path], *, private: bool = Fa
 
 
 def _bench_title(name: str) -> str:
-    from letitcode.data.benchmarks.registry import REGISTRY
 
     return REGISTRY[name].title if name in REGISTRY else name
 
@@ -178,8 +179,6 @@ def eval_results_for(
     difficulty, BLEU and CodeBLEU where they exist, and the test-case pass rate. The approach is the
     metric config, so zero-shot and LoRA scores of one benchmark live side by side in one model-index."""
     from huggingface_hub import EvalResult, constants
-
-    from letitcode.data.benchmarks import HUB_DEFAULTS
 
     bench = manifest.get("benchmark") or {}
     name = str(bench.get("name") or results.get("benchmark"))

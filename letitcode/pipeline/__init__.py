@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from letitcode import prompts
+from letitcode import devices, prompts
 from letitcode.backends.base import Backend, DecodingParams, GenRequest
 from letitcode.config import EvalConfig, parse_ks, run_options
 from letitcode.data.benchmarks.registry import REGISTRY
@@ -36,6 +36,9 @@ from letitcode.records import (
     read_jsonl,
     without_local_paths,
 )
+from letitcode.retrieval import exemplars_for
+from letitcode.sandbox import Sandbox
+from letitcode.scoring import judge
 
 
 def select_problems(bench_problems: Sequence[Problem], cfg: EvalConfig) -> list[Problem]:
@@ -71,8 +74,6 @@ def execute(
 
     Returns the finished records (in input order) and the isolation level in force.
     """
-    from letitcode.sandbox import Sandbox
-    from letitcode.scoring import judge
 
     with Sandbox(workers, memory_mb=memory_mb, hide=hide) as sandbox:
         # How each problem is judged (letitcode.scoring.judge): inputs found statically, or recorded once from the
@@ -243,7 +244,6 @@ def run_eval(cfg: EvalConfig, *, backend: Backend | None = None) -> dict[str, An
 
         with serve_for_eval(cfg) as (served, served_backend):  # start a server, evaluate through it, stop it
             return run_eval(served, backend=served_backend)
-    from letitcode import devices
 
     params = cfg.decoding()
     device = None
@@ -333,8 +333,6 @@ def _render_prompts(
     exemplars: dict[str, list[Problem]] = {}
     exemplar_stats: dict[str, Any] = {}
     if prompts.get_template(cfg.strategy).example:
-        from letitcode.retrieval import exemplars_for
-
         exemplars, exemplar_stats = exemplars_for(cfg, bench, problems)
     rendered = {
         p.task_id: prompts.render(p, cfg.strategy, style, exemplars.get(p.task_id, ())) for p in problems
@@ -465,7 +463,6 @@ def _run_eval(
     backend: Backend | None,
     device: str | None,
 ) -> dict[str, Any]:
-    from letitcode import devices
 
     if backend is None:
         backend = _make_backend(cfg, device)

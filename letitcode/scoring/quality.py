@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from letitcode.scoring.refmetrics import unsafe_reason
+
 log = logging.getLogger(__name__)
 
 # A broad, fixed rule set (ruff's defaults only cover E4/E7/E9/F). Recorded in results for reproducibility.
@@ -105,8 +107,6 @@ def complexity(code: str) -> tuple[int, float] | None:
     from radon.complexity import cc_visit
     from radon.visitors import ComplexityVisitor, Function
 
-    from letitcode.scoring.refmetrics import unsafe_reason
-
     if unsafe_reason(code):  # radon recurses over Python's ast: deep code raised RecursionError
         return None
     try:
@@ -126,8 +126,6 @@ def lines_of_code(code: str) -> int:
     import ast
 
     from radon.raw import analyze
-
-    from letitcode.scoring.refmetrics import unsafe_reason
 
     try:
         # radon re-tokenizes broken code again and again (minutes on 10,000 unclosed brackets): only code

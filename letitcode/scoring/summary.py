@@ -11,6 +11,7 @@ import numpy as np
 
 from letitcode.data.problem import DIFFICULTIES
 from letitcode.sandbox import STATUSES as SANDBOX_STATUSES
+from letitcode.scoring import quality, refmetrics, stats, taxonomy
 from letitcode.scoring.passk import pass_at_k_table
 
 # Every status a record can have: the sandbox's, plus "no_code" (nothing to run was extracted).
@@ -70,7 +71,6 @@ def enrich(
     """Add what `summarize` leaves out: bootstrap CIs, corpus BLEU/CodeBLEU where references exist (and
     `reference_metrics` is on), the error taxonomy, code-quality aggregates, latency and cost. Records must
     have been finalized (`pipeline.outputs.finalize`: per-sample reference metrics, quality signals, `error_category`)."""
-    from letitcode.scoring import quality, refmetrics, stats, taxonomy
 
     ks = [int(k.split("@")[1]) for k in results if k.startswith("pass@")]
     results["ci"] = stats.pass_at_k_cis(records, ks)

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from letitcode.data.problem import slugify
 from letitcode.records import write_json
 from letitcode.study.plan import ArmSpec, StudyPlan
 
@@ -43,7 +44,6 @@ def run_dir(out: Path, arm: str, bench: str) -> Path:
 
 def train_dir(out: Path, arm: ArmSpec, model: str | None = None) -> Path:
     """OUTPUT_DIR/train/<model>-<arm>: the folder name is the fine-tuned model's name in result datasets."""
-    from letitcode.data.problem import slugify
 
     base = slugify(Path((model or "model").split("@")[0].rstrip("/")).name) or "model"
     return out / "train" / f"{base}-{arm.name}"

@@ -16,7 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from letitcode.data.benchmarks import BENCHMARKS
 from letitcode.errors import UserError
+from letitcode.hub.spec import looks_like_hub_id
 from letitcode.training.config import METHODS
 
 if TYPE_CHECKING:  # importlib.resources.abc is Python >= 3.11
@@ -308,7 +310,6 @@ def validate(plan: StudyPlan) -> None:
 
 
 def _validate_benchmarks(plan: StudyPlan, where: str) -> None:
-    from letitcode.data.benchmarks import BENCHMARKS
 
     names = [b.name for b in plan.benchmarks]
     if len(set(names)) != len(names):
@@ -389,7 +390,6 @@ def _validate_comparisons(plan: StudyPlan, where: str) -> None:
 
 
 def _is_local_spec(spec: str) -> bool:
-    from letitcode.hub.spec import looks_like_hub_id
 
     return not looks_like_hub_id(spec)
 

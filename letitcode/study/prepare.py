@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from letitcode import models, prompts
+from letitcode.config import EvalConfig
+from letitcode.data.benchmarks._io import Rows
+from letitcode.data.benchmarks.leetcodedataset import problem_from_row
 from letitcode.data.overlap import NGRAM, Decontaminator, ngram_overlap, word_ngrams
-from letitcode.errors import UserError
-from letitcode.records import write_json
+from letitcode.errors import DataError, UserError
+from letitcode.records import write_json, write_jsonl
 from letitcode.study.layout import fingerprint, fmt_s, is_done, log, mark_done
 from letitcode.study.plan import (
     SFT_TRAIN,
@@ -24,6 +28,7 @@ from letitcode.study.plan import (
     data_advice,
     missing_data,
 )
+from letitcode.training.data import build_sft_data, split_by_problem, write_rows
 
 
 def temporal_status(problems: Sequence[Any], cutoff: str | None) -> dict[str, Any]:
@@ -87,7 +92,6 @@ def contamination(
 def _chat_style(model: str) -> str:
     """The model's prompt style by the evaluator's and sft/train.py's rule (`letitcode.prompts.resolve_style`:
     the seed table, then whether its tokenizer has a chat template)."""
-    from letitcode import models, prompts
 
     resolved = models.resolve(model)
     path = Path(resolved.path)
@@ -109,9 +113,6 @@ def _load_bench(b: BenchmarkSpec, dataset: str | None = None) -> Any:
 
 def _parseable_lcd_rows(rows: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
     """Rows that map to executable LeetCodeDataset problems (reference parses, tests parse)."""
-    from letitcode.data.benchmarks._io import Rows
-    from letitcode.data.benchmarks.leetcodedataset import problem_from_row
-    from letitcode.errors import DataError
 
     wrapper = Rows(list(rows), source)
     out = []
@@ -190,7 +191,6 @@ def prepare(plan: StudyPlan, out: Path) -> dict[str, Any]:
 
 def _choose_problems(plan: StudyPlan, state: _Chosen) -> None:
     """The plan's benchmarks: one fixed, difficulty-stratified set of task ids each; fallbacks only when needed."""
-    from letitcode.config import EvalConfig
     from letitcode.pipeline import select_problems
 
     have_heldout = False
@@ -228,7 +228,6 @@ def _prepare_sft(
         raise UserError(
             f"the SFT data {plan.sft.dataset} does not exist: pass --dataset PATH_OR_HUB_ID, or {data_advice(plan)}"
         )
-    from letitcode.training.data import build_sft_data, split_by_problem, write_rows
 
     log(f"prepare: SFT data {plan.sft.dataset}")
     style = _chat_style(plan.model)
@@ -288,9 +287,7 @@ def _probe_benchmarks(
     plan: StudyPlan, data_dir: Path, train_rows: Sequence[Any], val_rows: Sequence[Any], state: _Chosen
 ) -> None:
     """The overfitting probes: problems the fine-tuned models were trained on, and held-out ones."""
-    from letitcode.config import EvalConfig
     from letitcode.pipeline import select_problems
-    from letitcode.records import write_jsonl
 
     for label, rows in ((SFT_TRAIN, train_rows), (SFT_VALIDATION, val_rows)):
         usable = _parseable_lcd_rows([r.raw for r in rows], f"{label} rows")

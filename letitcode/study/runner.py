@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from letitcode.records import write_json
+from letitcode.results.dataset import merge_into
 from letitcode.study.layout import Timings, fmt_s, log, run_dir
 from letitcode.study.plan import SFT_TRAIN, SFT_VALIDATION, ArmSpec, StudyPlan, load_plan
 from letitcode.study.prepare import prepare
@@ -44,8 +45,6 @@ def collect(plan: StudyPlan, prep: Mapping[str, Any], out: Path) -> Path:
     """Merge every run on a plan benchmark into OUTPUT_DIR/dataset (the overfitting probes stay out: they
     share a benchmark name with the heldout LeetCodeDataset runs and are diagnostics, not leaderboard rows)."""
     import shutil
-
-    from letitcode.results.dataset import merge_into
 
     target = out / "dataset"
     if target.exists():

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from letitcode import devices
+from letitcode.config import EvalConfig
 from letitcode.errors import UserError
 from letitcode.records import write_json
 from letitcode.study.layout import (
@@ -91,7 +93,6 @@ def _train_fp(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, out: Path)
 
 
 def eval_config(plan: StudyPlan, prep: Mapping[str, Any], arm: ArmSpec, bench: str, out: Path) -> Any:
-    from letitcode.config import EvalConfig
 
     info = prep["benchmarks"][bench]
     spec = BenchmarkSpec(**info["spec"])
@@ -166,7 +167,6 @@ def unit_device(plan: StudyPlan) -> tuple[str, dict[str, str]]:
     """(the device a unit's process uses, the environment that pins it there). A plan's `cuda:N` (or `auto` on a
     GPU machine: the first visible GPU) becomes CUDA_VISIBLE_DEVICES=<that GPU> and, inside the unit, `cuda:0`:
     one unit, one GPU. `--device cuda` without CUDA fails here, before any unit starts."""
-    from letitcode import devices
 
     device = devices.resolve_device(plan.device, flag="plan device")
     if not devices.is_cuda(device):
@@ -400,8 +400,6 @@ def _peak_memory(device: str = "auto") -> dict[str, Any]:
     """Peak host RSS and, on a GPU, peak memory torch allocated on the unit's device, in GiB (2**30 bytes),
     with the device's name and total memory (torch.cuda.get_device_properties) to compare against."""
     import resource
-
-    from letitcode import devices
 
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:

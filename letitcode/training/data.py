@@ -21,10 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from letitcode.data.benchmarks import _io
+from letitcode.data.benchmarks._io import Rows
+from letitcode.data.benchmarks.leetcodedataset import problem_from_row
+from letitcode.data.benchmarks.raybernard import parse_instruction
 from letitcode.data.overlap import Decontaminator
 from letitcode.data.problem import Problem, description_hash, normalize_difficulty, slugify
 from letitcode.errors import DataError, UserError
 from letitcode.extract import extract_code
+from letitcode.prompts import sft_example
 
 CompletionFormat = Literal["code", "code+explanation"]
 Style = Literal["chat", "completion"]
@@ -118,7 +123,6 @@ def load_rows(spec: str, *, split: str = "train", revision: str | None = None) -
     version (`v0.3.1` over `v0.2.0`) where a repo holds several. Offline, a Hub id fails with
     `HubUnavailable` saying to pass --dataset PATH.
     """
-    from letitcode.data.benchmarks import _io
 
     root, source, rev, from_hub = _io.locate("--dataset", spec, revision=revision, instead=_INSTEAD)
     files, got_split = _io.pick_files("--dataset", root, split, splits=_SPLITS, default=split)
@@ -303,7 +307,6 @@ class SFTRow:
 
     def example(self) -> dict[str, Any]:
         """The TRL prompt/completion example: the evaluator's zero-shot prompt and this row's completion."""
-        from letitcode.prompts import sft_example
 
         return sft_example(self.problem, self.completion, self.style)
 
@@ -337,7 +340,6 @@ def row_to_sft(
     parsed_title = ""
     if preset == "alpaca":
         # RayBernard/leetcode: drop the request line, take the title (and so the slug) from the next one
-        from letitcode.data.benchmarks.raybernard import parse_instruction
 
         parsed_title, statement, language = parse_instruction(description)
         if language and language not in ("python", "python3"):
@@ -545,9 +547,6 @@ def _with_source_problems(rows: list[SFTRow], raw: RawData, label: str) -> list[
     """LeetCodeDataset rows get their Problem from the evaluator's own source adapter, so the SFT prompt is
     the one `evaluate/run.py --benchmark leetcodedataset` renders for the same problem."""
     from dataclasses import replace
-
-    from letitcode.data.benchmarks._io import Rows
-    from letitcode.data.benchmarks.leetcodedataset import problem_from_row
 
     if not all(k in raw.columns for k in ("task_id", "prompt", "completion", "entry_point", "test")):
         return rows

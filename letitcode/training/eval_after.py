@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from letitcode.config import EvalConfig
+from letitcode.devices import adapter_quantization
 from letitcode.training.config import relative_path, resolved_eval_split
 from letitcode.training.data import SFTData, write_rows
 
@@ -27,8 +29,6 @@ def evaluate_after(
     training problems, and the validation problems the split held out. Otherwise only the held-out side can be
     scored, on the (decontaminated) evaluation benchmark.
     """
-    from letitcode.config import EvalConfig
-    from letitcode.devices import adapter_quantization
     from letitcode.pipeline import run_eval
 
     eval_dir = output_dir / "eval"

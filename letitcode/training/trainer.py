@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from letitcode import models, prompts
+from letitcode import cpu_memory, models, prompts
 from letitcode.errors import UserError
 from letitcode.hub import publish as hub
 from letitcode.records import library_versions, write_json
@@ -187,7 +187,6 @@ def _check_options(script_args: Any, sft_args: Any, model_args: Any) -> bool:
 def _cpu_memory_saving(script_args: Any, sft_args: Any, hw: Hardware) -> dict[str, Any] | None:
     if hw.cuda or script_args.cpu_memory_saving == "off":
         return None
-    from letitcode import cpu_memory
 
     malloc = script_args.cpu_memory_saving == "on" or bool(sft_args.gradient_checkpointing)
     # before the model loads: its allocations follow the setting

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 from letitcode.data.problem import Problem
 from letitcode.errors import DataError, HubUnavailable, UserError
 from letitcode.hub.spec import DATA_SUFFIXES, looks_like_hub_id, split_revision
@@ -46,8 +47,6 @@ class Benchmark:
         name; the file hash in `version` says which copy it was."""
         source, local = self.source, {}
         if not looks_like_hub_id(source) and (os.sep in source or Path(source).expanduser().exists()):
-            from letitcode.data.benchmarks.registry import HUB_DEFAULTS
-
             name = Path(source.rstrip("/")).name
             source = HUB_DEFAULTS.get(self.name, name)
             local = {"file": name, "local_copy": True}

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from letitcode.errors import UserError
-from letitcode.results.tables import Run, _categories, md_table
+from letitcode.results.tables import Run, _categories, md_table, taxonomy_table
+from letitcode.scoring.taxonomy import category_family
 from letitcode.study.report.load import Study
 from letitcode.study.report.numbers import failures, jaccard, num, pct
 
@@ -25,7 +26,6 @@ def section_errors(study: Study) -> list[str]:
         "### Quantitative: error taxonomy",
         "",
     ]
-    from letitcode.results.tables import taxonomy_table
 
     out += [taxonomy_table(runs), "", "![error taxonomy](error_taxonomy.png)", ""]
     pooled = []
@@ -110,7 +110,6 @@ def section_errors(study: Study) -> list[str]:
 
 
 def _same_category_share(a: Run, b: Run, tasks: set[str]) -> float | None:
-    from letitcode.scoring.taxonomy import category_family
 
     if not tasks:
         return None

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from letitcode.results.tables import comparison_table, md_table
-from letitcode.scoring.stats import format_ci
+from letitcode.scoring.stats import format_ci, per_problem_pass_at_k
 from letitcode.study.plan import SFT_TRAIN, SFT_VALIDATION
 from letitcode.study.report.load import Study
 from letitcode.study.report.numbers import (
@@ -135,7 +135,6 @@ def _icl_overfitting(study: Study, arms: Sequence[str]) -> list[str]:
     for a in arms:
         old = study.run(a, SFT_TRAIN).records + study.run(a, SFT_VALIDATION).records
         new = study.run(a, study.primary).records
-        from letitcode.scoring.stats import per_problem_pass_at_k
 
         g = unpaired_gap(
             list(per_problem_pass_at_k(old, 1).values()), per_problem(study.run(a, study.primary))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from letitcode.results.tables import Run
-from letitcode.scoring.stats import format_ci
+from letitcode.scoring.stats import format_ci, paired_comparison, per_problem_pass_at_k
 from letitcode.study.report.load import Study
 from letitcode.training.artifacts import loss_curves
 
@@ -56,13 +56,11 @@ def unpaired_gap(
 
 
 def per_problem(run: Run) -> list[float]:
-    from letitcode.scoring.stats import per_problem_pass_at_k
 
     return list(per_problem_pass_at_k(run.records, 1).values())
 
 
 def paired(study: Study, a: str, b: str, bench: str) -> dict[str, Any]:
-    from letitcode.scoring.stats import paired_comparison
 
     return paired_comparison(study.run(a, bench).records, study.run(b, bench).records, labels=(a, b))
 

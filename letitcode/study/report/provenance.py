@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from letitcode.hub.spec import config_name, model_identity
 from letitcode.results.tables import md_table
 from letitcode.study.plan import SFT_TRAIN, SFT_VALIDATION
 from letitcode.study.report.load import Study
 
 
 def section_provenance(study: Study) -> list[str]:
-    from letitcode.hub.spec import config_name, model_identity
 
     out = [
         "## Provenance and measured durations",
