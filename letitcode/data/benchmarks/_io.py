@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,6 +247,13 @@ def compile_check(source: str, index: int | str, field_name: str, code: str) -> 
         compile(code, f"<{field_name}>", "exec")
     except SyntaxError as e:
         raise DataError(source, index, field_name, f"does not parse: {e.msg} (line {e.lineno})") from e
+
+
+def labelled_rows(files: Sequence[Path], root: Path, spec: str) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    """Each file's rows with the label that errors name it by: the spec, plus the file's path in a folder."""
+    for f in files:
+        label = spec if f == root else f"{spec}:{Path(f).relative_to(root)}"
+        yield read_rows(f, label), label
 
 
 def pick_files(

@@ -17,9 +17,9 @@ from letitcode.data.benchmarks._io import (
     Rows,
     compile_check,
     file_version,
+    labelled_rows,
     locate,
     pick_files,
-    read_rows,
 )
 from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 from letitcode.data.problem import Problem, slugify
@@ -97,9 +97,8 @@ def load(dataset: str | None = None, split: str | None = None, revision: str | N
     root, source, rev, _ = locate(NAME, dataset, revision=revision, instead=INSTEAD)
     files, _split = pick_files(NAME, root, "test", splits=("test",), default="test")
     problems = []
-    for f in files:
-        label = dataset if f == root else f"{dataset}:{f.relative_to(root)}"
-        problems += problems_from_rows(read_rows(f, label), f"{NAME} {label}")
+    for rows, label in labelled_rows(files, root, dataset):
+        problems += problems_from_rows(rows, f"{NAME} {label}")
     return Benchmark(
         name=NAME, problems=problems, source=source, revision=rev, version=file_version(files), split="test"
     )

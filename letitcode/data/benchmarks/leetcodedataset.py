@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 from typing import Any
 
 from letitcode.data.benchmarks._io import (
@@ -22,9 +21,9 @@ from letitcode.data.benchmarks._io import (
     Rows,
     compile_check,
     file_version,
+    labelled_rows,
     locate,
     pick_files,
-    read_rows,
 )
 from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 from letitcode.data.problem import Problem, normalize_difficulty
@@ -148,9 +147,8 @@ def load(dataset: str | None = None, split: str | None = None, revision: str | N
     root, source, rev, from_hub = locate(NAME, spec, revision=revision, instead=INSTEAD)
     files, split = pick_files(NAME, root, split, splits=SPLITS, default="test")
     problems = []
-    for f in files:
-        label = spec if f == root else f"{spec}:{Path(f).relative_to(root)}"
-        problems += problems_from_rows(read_rows(f, label), f"{NAME} {label}")
+    for rows, label in labelled_rows(files, root, spec):
+        problems += problems_from_rows(rows, f"{NAME} {label}")
     return Benchmark(
         name=NAME,
         problems=problems,

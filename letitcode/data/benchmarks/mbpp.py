@@ -24,8 +24,8 @@ from letitcode.data.benchmarks._io import (
     compile_check,
     data_files_in,
     file_version,
+    labelled_rows,
     locate,
-    read_rows,
 )
 from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 from letitcode.data.problem import Problem, slugify
@@ -166,9 +166,8 @@ def load(dataset: str | None = None, split: str | None = None, revision: str | N
     root, source, rev, _ = locate(NAME, spec, revision=revision, instead=INSTEAD, allow_patterns=HUB_PATTERNS)
     files = _choose_files(root)
     problems: list[Problem] = []
-    for f in files:
-        label = spec if f == root else f"{spec}:{f.relative_to(root)}"
-        problems += problems_from_rows(read_rows(f, label), f"{NAME} {label}", split)
+    for rows, label in labelled_rows(files, root, spec):
+        problems += problems_from_rows(rows, f"{NAME} {label}", split)
     problems.sort(key=lambda p: int(p.task_id))
     if not problems:
         raise UserError(

@@ -12,7 +12,14 @@ import ast
 import re
 from typing import Any
 
-from letitcode.data.benchmarks._io import Benchmark, Rows, file_version, locate, pick_files, read_rows
+from letitcode.data.benchmarks._io import (
+    Benchmark,
+    Rows,
+    file_version,
+    labelled_rows,
+    locate,
+    pick_files,
+)
 from letitcode.data.benchmarks.registry import HUB_DEFAULTS
 from letitcode.data.problem import Problem, normalize_difficulty, slugify
 from letitcode.errors import UserError
@@ -139,9 +146,8 @@ def load(dataset: str | None = None, split: str | None = None, revision: str | N
     root, source, rev, _ = locate(NAME, spec, revision=revision, instead=INSTEAD)
     files, _ = pick_files(NAME, root, "train", splits=("train", "test", "validation"), default="train")
     problems = []
-    for f in files:
-        label = spec if f == root else f"{spec}:{f.relative_to(root)}"
-        problems += problems_from_rows(read_rows(f, label), f"{NAME} {label}")
+    for rows, label in labelled_rows(files, root, spec):
+        problems += problems_from_rows(rows, f"{NAME} {label}")
     return Benchmark(
         name=NAME, problems=problems, source=source, revision=rev, version=file_version(files), split="train"
     )
