@@ -57,12 +57,13 @@ class Decontaminator:
                 self.hashes.add(description_hash(p.description))
                 if (key := _prefix_key(p.description)) is not None:
                     self.prefixes.add(key)
+        self.labels = self.titles | self.slugs  # a row's title may name a problem by its title or its slug
 
     def reason(self, problem: Problem) -> str | None:
         """Why this problem counts as the same ("slug", "title", "description", "description_prefix")."""
         if problem.slug and slugify(problem.slug) in self.slugs:
             return "slug"
-        if problem.title and slugify(problem.title) in (self.titles | self.slugs):
+        if problem.title and slugify(problem.title) in self.labels:
             return "title"
         if problem.description and description_hash(problem.description) in self.hashes:
             return "description"
