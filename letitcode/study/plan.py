@@ -12,21 +12,18 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from letitcode import templates
 from letitcode.data.benchmarks import BENCHMARKS
 from letitcode.errors import UserError
 from letitcode.hub.spec import looks_like_hub_id
 from letitcode.training.config import METHODS
 
-if TYPE_CHECKING:  # importlib.resources.abc is Python >= 3.11
-    from importlib.resources.abc import Traversable
-
 REPO = Path(__file__).resolve().parents[2]
 # the preset plans ship as package data (experiments/plans links here for a checkout's users and docs)
-PLANS_DIR = resources.files("letitcode") / "templates" / "plans"
+PLANS_DIR = templates.PLANS
 ROLES = ("heldout", "extra")  # heldout: a LeetCode benchmark every approach is compared on
 SFT_TRAIN = "sft_train_subset"  # benchmark labels the study derives from the SFT split (overfitting evidence)
 SFT_VALIDATION = "sft_validation"
@@ -209,7 +206,7 @@ def preset_names() -> list[str]:
     return sorted(q.name[: -len(".yaml")] for q in PLANS_DIR.iterdir() if q.name.endswith(".yaml"))
 
 
-def plan_file(preset_or_path: str) -> Path | Traversable:
+def plan_file(preset_or_path: str) -> Path:
     """A preset name (`micro`) or a path to a plan YAML."""
     p = Path(preset_or_path).expanduser()
     if p.suffix in (".yaml", ".yml") or p.exists():
