@@ -350,6 +350,16 @@ def test_run_eval_records_device_dtype_attn_and_gpu_peak_in_manifest(tiny_model,
 # ------------------------------------------------------------------------------------------------ the study
 
 
+def _humaneval_prep() -> dict:
+    """A study's prepare.json for one HumanEval problem, no SFT data."""
+    import dataclasses
+
+    from letitcode.study.plan import BenchmarkSpec
+
+    spec = dataclasses.asdict(BenchmarkSpec(name="humaneval", benchmark="humaneval"))
+    return {"benchmarks": {"humaneval": {"spec": spec, "task_ids": ["HumanEval/0"]}}, "sft": {}}
+
+
 def _tiny_plan(**kw):
     from letitcode.study.plan import ArmSpec, BenchmarkSpec, StudyPlan, TrainSpec
 
@@ -405,22 +415,12 @@ def test_study_pins_every_unit_to_one_gpu_and_passes_its_device(monkeypatch, fak
 
 def test_study_eval_unit_loads_on_its_device_and_records_gib(monkeypatch, fake_cuda, tmp_path):
     import contextlib
-    import dataclasses
 
     from letitcode.study import units as study
-    from letitcode.study.plan import BenchmarkSpec
 
     fake_cuda()
     plan = _tiny_plan(device="cuda:0", attn_implementation="sdpa", quantization="none", batch_size=16)
-    prep = {
-        "benchmarks": {
-            "humaneval": {
-                "spec": dataclasses.asdict(BenchmarkSpec(name="humaneval", benchmark="humaneval")),
-                "task_ids": ["HumanEval/0"],
-            }
-        },
-        "sft": {},
-    }
+    prep = _humaneval_prep()
     seen = {}
 
     class Backend:
@@ -560,20 +560,10 @@ def test_run_eval_gives_the_local_backend_its_device_attn_and_quantization(monke
 
 
 def test_study_eval_fingerprint_ignores_where_the_unit_runs(tmp_path):
-    import dataclasses
 
     from letitcode.study import units as study
-    from letitcode.study.plan import BenchmarkSpec
 
-    prep = {
-        "benchmarks": {
-            "humaneval": {
-                "spec": dataclasses.asdict(BenchmarkSpec(name="humaneval", benchmark="humaneval")),
-                "task_ids": ["HumanEval/0"],
-            }
-        },
-        "sft": {},
-    }
+    prep = _humaneval_prep()
     parent, child = _tiny_plan(), _tiny_plan(device="cuda:0")  # the child runs the parent's "auto" as cuda:0
     arm = parent.arm("zero_shot")
     assert study._eval_fp(parent, prep, arm, "humaneval", tmp_path) == study._eval_fp(
